@@ -1,0 +1,24 @@
+"""`genre` command line: data sync (and, with later stages, predict and monitoring)."""
+from __future__ import annotations
+
+from typing import Optional
+from pathlib import Path
+
+import typer
+
+from musicgenre import datasource
+from musicgenre.config import load_params
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="GTZAN genre platform")
+data_app = typer.Typer(add_completion=False, help="The DVC-tracked GTZAN data")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("sync")
+def data_sync(params: Optional[Path] = typer.Option(None, help="params.yaml to read")) -> None:
+    """Bring data/gtzan in line with data.dvc (remote, else the configured source)."""
+    typer.echo(f"data.dvc: {datasource.sync(load_params(params))}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real shared data, small real slices of it, and the project's params."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+for _name, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
+                      "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ORT_DISABLE_TELEMETRY": "1",
+                      "TF_CPP_MIN_LOG_LEVEL": "2"}.items():
+    os.environ.setdefault(_name, _value)
+
+from musicgenre.config import PROJECT_ROOT, load_params  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("MUSICGENRE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+GTZAN = SHARED_DATA / "gtzan"
+MODERN = SHARED_DATA / "modern"
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    return load_params()
+
+
+@pytest.fixture(scope="session")
+def gtzan_manifest() -> pd.DataFrame:
+    """The shared GTZAN subset's own manifest (with `origin`: native or upsampled from 16 kHz)."""
+    if not GTZAN.exists():
+        pytest.fail(f"shared data missing at {GTZAN}; set MUSICGENRE_SHARED_DATA")
+    manifest = pd.read_csv(GTZAN / "manifest.csv", dtype={"artist_group": str})
+    manifest["abs_path"] = [GTZAN / f for f in manifest["file"]]
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def gtzan_slice(gtzan_manifest) -> pd.DataFrame:
+    """Three real tracks per genre (30 tracks), the first by track id."""
+    return gtzan_manifest.sort_values("track").groupby("genre").head(3).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def modern_clips() -> list[Path]:
+    return sorted(MODERN.rglob("*.ogg"))
