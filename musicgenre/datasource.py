@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from musicgenre.config import PROJECT_ROOT, resolve
+from musicgenre.config import project_root, resolve
 
 SOURCE_ENV = "GTZAN_SOURCE"
 DATA_DVC = "data.dvc"
@@ -23,7 +23,8 @@ def configured_source(params: dict[str, Any]) -> Path:
     return resolve(os.environ.get(SOURCE_ENV) or params["data"]["source"]).resolve()
 
 
-def recorded_source(root: Path = PROJECT_ROOT) -> Path | None:
+def recorded_source(root: Path | None = None) -> Path | None:
+    root = root or project_root()
     data_dvc = root / DATA_DVC
     if not data_dvc.exists():
         return None
@@ -31,8 +32,9 @@ def recorded_source(root: Path = PROJECT_ROOT) -> Path | None:
     return (root / stage["deps"][0]["path"]).resolve()
 
 
-def sync(params: dict[str, Any], root: Path = PROJECT_ROOT) -> str:
+def sync(params: dict[str, Any], root: Path | None = None) -> str:
     """Make data/gtzan match data.dvc, importing a new source if one is configured. Returns what it did."""
+    root = root or project_root()
     source = configured_source(params)
     if not source.exists():
         raise FileNotFoundError(f"GTZAN source {source} does not exist (set data.source or ${SOURCE_ENV})")

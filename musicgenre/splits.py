@@ -81,6 +81,9 @@ def grouped_folds(tracks: pd.DataFrame, *, n_splits: int, seed: int):
 
 
 def _one_fold(labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int) -> np.ndarray:
+    if len(set(groups)) < n_splits or pd.Series(labels).value_counts().max() < n_splits:
+        raise ValueError(f"too few tracks to split: {len(labels)} tracks in {len(set(groups))} artist groups "
+                         f"cannot be cut into {n_splits} stratified group folds")
     # the largest groups always fill the first fold, so the held-out fold is drawn at random
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     chosen = np.random.default_rng(seed).integers(n_splits)

@@ -2,25 +2,32 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
-from musicgenre.config import PROJECT_ROOT, resolve
-from musicgenre.extraction import Limits, extract_batch, to_tables
+from musicgenre.config import project_root, resolve
+from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_batch, to_tables
 from musicgenre.features import FeatureConfig
 from musicgenre.io import write_json, write_npy, write_parquet
 from stages._cli import StageError, run_stage
 
 
-def featurize(params: dict[str, Any]) -> dict[str, Any]:
+# Maps (track, path) pairs to features in input order; the Prefect flow passes a task map on its task runner.
+Extractor = Callable[..., tuple[list[TrackFeatures], list[Failure]]]
+
+
+def featurize(params: dict[str, Any], *, extractor: Extractor | None = None) -> dict[str, Any]:
     """Extract features of every validated track; a file that fails is reported and skipped."""
-    paths, config = params["paths"], FeatureConfig.from_params(params)
+    paths, config, limits = params["paths"], FeatureConfig.from_params(params), Limits.from_params(params)
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    items = [(track, resolve(path, PROJECT_ROOT)) for track, path in zip(tracks["track"], tracks["path"])]
+    items: list[tuple[str, Path]] = [(track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])]
     started = time.perf_counter()
-    results, failures = extract_batch(items, config=config, limits=Limits.from_params(params),
-                                      n_jobs=params["features"]["n_jobs"])
+    if extractor is None:  # `dvc repro`: local worker processes
+        results, failures = extract_batch(items, config=config, limits=limits, n_jobs=params["features"]["n_jobs"])
+    else:
+        results, failures = extractor(items, config=config, limits=limits)
     elapsed = time.perf_counter() - started
     if not results:
         raise StageError(f"no track could be featurized; first failures: {[vars(f) for f in failures[:5]]}")

@@ -1,0 +1,69 @@
+"""The tables the featurize and split stages wrote, turned into the TrackFeatures that models consume.
+
+Training, evaluation and serving all go through TrackFeatures (what `extract_file` returns for any
+audio file), so a model never sees its inputs assembled two different ways.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from musicgenre.config import resolve
+from musicgenre.extraction import TrackFeatures
+from musicgenre.features import FeatureConfig, feature_names
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Tables:
+    features: pd.DataFrame      # track, genre, segment, then the feature columns
+    logmel: np.ndarray          # (segments, n_mels, frames), rows described by logmel_index
+    logmel_index: pd.DataFrame  # track, segment
+    splits: pd.DataFrame        # track, genre, split_<protocol> ...
+    feature_columns: list[str]
+
+
+def load_tables(*, params: dict[str, Any]) -> Tables:
+    """Read the feature table, the log-mel stack and the splits named in params.paths."""
+    paths = params["paths"]
+    columns = feature_names(FeatureConfig.from_params(params))
+    features = pd.read_parquet(resolve(paths["features"]))
+    missing = sorted(set(columns) - set(features.columns))
+    if missing:
+        raise ValueError(f"{resolve(paths['features'])} lacks feature columns {missing[:5]}")
+    return Tables(features=features, logmel=np.load(resolve(paths["logmel"])),
+                  logmel_index=pd.read_parquet(resolve(paths["logmel_index"])),
+                  splits=pd.read_csv(resolve(paths["splits"])), feature_columns=columns)
+
+
+def protocol_split(*, tables: Tables, protocol: str) -> pd.DataFrame:
+    """track, genre, split of one protocol, keeping only train/valid/test (e.g. not `excluded`)."""
+    column = f"split_{protocol}"
+    if column not in tables.splits.columns:
+        raise ValueError(f"splits table has no column {column!r}")
+    frame = tables.splits[["track", "genre", column]].rename(columns={column: "split"})
+    return frame[frame["split"].isin(SPLITS)].reset_index(drop=True)
+
+
+def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatures]:
+    """One TrackFeatures per track, segments in order, log-mels as float32 like extract_file gives."""
+    rows = tables.features.groupby("track").indices
+    mel_rows = tables.logmel_index.groupby("track").indices
+    values = tables.features[tables.feature_columns].to_numpy(np.float64)
+    segments = tables.features["segment"].to_numpy()
+    mel_segments = tables.logmel_index["segment"].to_numpy()
+    items = []
+    for track in tracks:
+        if track not in rows:
+            raise KeyError(f"track {track!r} has no rows in the feature table")
+        own = rows[track][np.argsort(segments[rows[track]])]
+        own_mels = mel_rows.get(track, np.empty(0, int))
+        own_mels = own_mels[np.argsort(mel_segments[own_mels])]
+        items.append(TrackFeatures(key=track, track_vector=values[own[segments[own] == -1][0]],
+                                   segment_vectors=values[own[segments[own] >= 0]],
+                                   log_mels=tables.logmel[own_mels].astype(np.float32)))
+    return items
