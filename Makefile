@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lock
+.PHONY: install pipeline test lock benchmark
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -27,6 +27,9 @@ pipeline: install
 
 test: install
 	$(BIN)/python -m pytest
+
+benchmark: install  # feature extractor vs naive librosa calls, throughput, serving: writes BENCHMARKS.md
+	$(BIN)/python -m benchmarks.run
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^musicnn==' > requirements.lock.new && mv requirements.lock.new requirements.lock

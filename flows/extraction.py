@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from threadpoolctl import threadpool_limits
 
 from musicgenre.audio import AudioError
 from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_file
@@ -47,7 +48,9 @@ def map_extraction(items: list[tuple[str, Path]], *, config: FeatureConfig, limi
                    retries: int = 0) -> tuple[list[TrackFeatures], list[Failure]]:
     """Map extract_track over (track, path) pairs on `runner`; results keep the input order."""
     mapped = extract_track.with_options(retries=retries)
-    with runner:
+    # One BLAS thread per extraction, as joblib and Dask workers have: the same summation order, the same
+    # features bit for bit (multi-threaded BLAS changes the last digits) and no oversubscription.
+    with threadpool_limits(limits=1), runner:
         futures = runner.map(mapped, parameters={"path": [str(path) for _, path in items],
                                                  "key": [key for key, _ in items],
                                                  "config": unmapped(config), "limits": unmapped(limits)})

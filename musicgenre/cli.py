@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from musicgenre import datasource
+from musicgenre import datasource, predict
 from musicgenre.config import load_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="GTZAN genre platform")
 data_app = typer.Typer(add_completion=False, help="The DVC-tracked GTZAN data")
 app.add_typer(data_app, name="data")
+app.command("predict")(predict.main)  # `genre predict PATH...` = the `predict` console script
 
 
 @data_app.command("sync")

@@ -1,19 +1,46 @@
 """The seed feature set from one STFT per track: track-level and per-segment aggregates plus log-mel.
 
-Every frame-level feature is computed once on the whole track; segment features aggregate the
-frames of each segment, so one STFT serves the track, its segments and the deep models' log-mel.
+Design (what makes segment features equal to naive librosa calls on each segment):
+- A segment is `segment_frames` hops long (129 * 512 = 66048 samples, 2.996 s for 3 s at 22050 Hz)
+  and segment i starts at sample i * segment_samples. With centred frames, frame j of a segment is
+  then exactly frame i * segment_frames + j of the track, so one track STFT serves every segment.
+- Only the frames whose window crosses a segment boundary differ (a naive call zero-pads the
+  segment): ceil(n_fft / 2 / hop) = 2 frames at each end. They are recomputed from zero-padded
+  segment edges (4 extra frames per segment, +3 % STFT work), so every segment frame is exact.
+- Everything that depends on the whole signal is computed per signal (track or segment): the dB
+  reference of power_to_db(top_db=80) for log-mel, MFCC, onset strength and spectral contrast,
+  the tempogram, and the edge padding of the zero-crossing rate.
+- librosa's filter banks (mel, chroma) and its formulas are kept; the generic per-feature calls
+  are replaced by numpy on the shared spectrogram, laid out frames x bins so every reduction runs
+  on contiguous memory, and batched over all segments of a track at once.
+- The STFT is computed like librosa's (float64 FFT, kept at the input precision); the tempogram
+  runs in float32 (the onset envelope's precision; librosa promotes it to float64).
+What remains different from the naive calls is float rounding (summation order, the float32
+tempogram), so values agree to ~1e-5 of each feature's scale (tolerance asserted by the tests:
+`features.reference_rtol`, 1e-3); rolloff can move by one bin in a frame where the 85 % energy
+threshold is a near-tie, and tempo (an argmax over tempo bins) could flip on a near-tie:
+both are counted in BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import librosa
 import numpy as np
-from scipy import stats
+import scipy.fft
+import scipy.sparse
 
 STATS = ("mean", "std", "skew")
+TOP_DB = 80.0          # librosa.power_to_db defaults: the naive calls use them
+AMIN = 1e-10
+ROLL_PERCENT = 0.85    # librosa.feature.spectral_rolloff default
+ZC_THRESHOLD = 1e-10   # librosa.zero_crossings default
+CONTRAST_FMIN, CONTRAST_QUANTILE = 200.0, 0.02  # librosa.feature.spectral_contrast defaults
+STFT_BLOCK_FRAMES = 64  # frames per FFT block: 64 x 2048 float64 = 1 MB, fits a core's L2 cache
+TEMPO_AC_SIZE_S, TEMPO_START_BPM, TEMPO_MAX_BPM = 8.0, 120.0, 320.0  # librosa.feature.tempo defaults
 
 
 @dataclass(frozen=True)
@@ -33,23 +60,33 @@ class FeatureConfig:
         return cls(**{name: section[name] for name in cls.__dataclass_fields__ if name in section})
 
     @property
-    def segment_samples(self) -> int:
-        return int(round(self.segment_seconds * self.sample_rate))
+    def segment_frames(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate / self.hop_length))
 
     @property
-    def segment_frames(self) -> int:
-        return int(round(self.segment_samples / self.hop_length))
+    def segment_samples(self) -> int:
+        # a whole number of hops, so segment frames coincide with track frames
+        return self.segment_frames * self.hop_length
+
+    @property
+    def edge_frames(self) -> int:
+        """Frames at each end of a segment whose window reaches past the segment."""
+        return math.ceil(self.n_fft // 2 / self.hop_length)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass
-class FrameFeatures:
-    """Frame-level matrices (rows = coefficients, columns = frames) of one track."""
-    matrices: dict[str, np.ndarray]
-    onset_envelope: np.ndarray
-    log_mel: np.ndarray
+@dataclass(frozen=True)
+class _Banks:
+    """Everything that depends on the configuration only (computed once per process)."""
+    window: np.ndarray
+    mel: scipy.sparse.csr_array  # (n_mels, bins): each bin feeds at most 2 triangles
+    freqs: np.ndarray        # (bins,)
+    contrast_bands: tuple[tuple[np.ndarray, int], ...]  # (bin indices, bins averaged) per band
+    tempo_window: np.ndarray
+    tempo_bpms: np.ndarray
+    tempo_logprior: np.ndarray
 
 
 def feature_names(config: FeatureConfig) -> list[str]:
@@ -66,77 +103,223 @@ def feature_names(config: FeatureConfig) -> list[str]:
     return names
 
 
-def frame_features(y: np.ndarray, *, config: FeatureConfig) -> FrameFeatures:
-    """All frame-level features of a mono signal from a single STFT."""
-    _check_signal(y, config)
-    magnitude = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length))
-    power = magnitude**2
-    mel_power = _mel_basis(config) @ power
-    log_mel = librosa.power_to_db(mel_power)
-    sr, hop = config.sample_rate, config.hop_length
-    matrices = {
-        "chroma": librosa.feature.chroma_stft(S=power, sr=sr, n_fft=config.n_fft, hop_length=hop,
-                                              tuning=config.chroma_tuning),
-        "mfcc": librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc),
-        "contrast": librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=config.n_fft,
-                                                      hop_length=hop, n_bands=config.n_contrast_bands),
-        "centroid": librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=config.n_fft),
-        "rolloff": librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=config.n_fft),
-        "zcr": librosa.feature.zero_crossing_rate(y, frame_length=config.n_fft, hop_length=hop),
-    }
-    onset_envelope = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=hop)
-    return FrameFeatures(matrices=matrices, onset_envelope=onset_envelope, log_mel=log_mel)
-
-
-def aggregate(frames: FrameFeatures, start: int, stop: int, *, config: FeatureConfig) -> np.ndarray:
-    """The feature vector (order of `feature_names`) of the frames [start, stop)."""
-    window = {name: matrix[:, start:stop] for name, matrix in frames.matrices.items()}
-    tempo = librosa.feature.tempo(onset_envelope=frames.onset_envelope[start:stop], sr=config.sample_rate,
-                                  hop_length=config.hop_length)
-    parts = [np.atleast_1d(tempo)[:1]]
-    for name in ("chroma", "mfcc", "contrast"):
-        parts += [window[name].mean(axis=1), window[name].std(axis=1)]
-    for name in ("centroid", "rolloff", "zcr"):
-        row = window[name][0]
-        parts.append(np.array([row.mean(), row.std(), _skew(row)]))
-    return np.concatenate(parts).astype(np.float64)
-
-
-def segment_bounds(n_samples: int, *, config: FeatureConfig) -> list[tuple[int, int]]:
-    """Frame ranges of the whole segments of a signal of n_samples (a partial last one is dropped)."""
-    n_segments = n_samples // config.segment_samples
-    starts = [int(round(i * config.segment_samples / config.hop_length)) for i in range(n_segments)]
-    return [(start, start + config.segment_frames) for start in starts]
-
-
 def extract(y: np.ndarray, *, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Track vector (n_features,), segment vectors (n_segments, n_features) and
-    log-mel segments (n_segments, n_mels, segment_frames) of one mono signal."""
-    frames = frame_features(y, config=config)
-    n_frames = frames.log_mel.shape[1]
-    track_vector = aggregate(frames, 0, n_frames, config=config)
-    bounds = [(a, b) for a, b in segment_bounds(len(y), config=config) if b <= n_frames]
-    segment_vectors = np.stack([aggregate(frames, a, b, config=config) for a, b in bounds]) if bounds \
-        else np.empty((0, len(track_vector)))
-    log_mels = np.stack([frames.log_mel[:, a:b] for a, b in bounds]) if bounds \
-        else np.empty((0, config.n_mels, config.segment_frames), dtype=np.float32)
-    return track_vector, segment_vectors, log_mels.astype(np.float32)
+    log-mel segments (n_segments, n_mels, segment_frames) float32 of one mono signal."""
+    y = _check_signal(y, config)
+    n_segments = len(y) // config.segment_samples
+    table, n_frames = frame_table(y, n_segments=n_segments, config=config)
+    track_index = np.arange(n_frames)[None, :]
+    track_vector, _ = aggregate(table, track_index, _zcr(y[None, :], config=config), config=config)
+    if n_segments == 0:
+        return track_vector[0], np.empty((0, len(track_vector[0]))), \
+            np.empty((0, config.n_mels, config.segment_frames), dtype=np.float32)
+    segments = y[:n_segments * config.segment_samples].reshape(n_segments, config.segment_samples)
+    index = segment_index(n_frames, n_segments=n_segments, config=config)
+    segment_vectors, log_mel = aggregate(table, index, _zcr(segments, config=config), config=config)
+    log_mels = np.ascontiguousarray(log_mel[:, :config.segment_frames].transpose(0, 2, 1), dtype=np.float32)
+    return track_vector[0], segment_vectors, log_mels
+
+
+def frame_table(y: np.ndarray, *, n_segments: int, config: FeatureConfig) -> tuple[dict[str, np.ndarray], int]:
+    """Per-frame quantities (rows = frames) of the track frames followed by the segments' edge frames."""
+    half = config.n_fft // 2
+    track = _frames(np.pad(y, half), config)
+    magnitude = _magnitude(track, config=config)
+    if n_segments:
+        magnitude = np.concatenate([magnitude, _magnitude(_edge_windows(y, n_segments, config), config=config)])
+    banks = _banks(config)
+    power = magnitude**2
+    total = magnitude.sum(axis=1)
+    cumulative = np.cumsum(magnitude, axis=1)
+    rolloff_bin = np.argmax(cumulative >= np.float32(ROLL_PERCENT) * cumulative[:, -1:], axis=1)
+    peak, valley = _contrast_extremes(magnitude, banks)
+    table = {"mel": (banks.mel @ power.T).T, "chroma": _chroma(power, config), "peak": peak, "valley": valley,
+             # spectral_centroid normalises each frame by its sum; an all-zero frame stays 0
+             "centroid": (magnitude @ banks.freqs.astype(magnitude.dtype)) / np.where(total > 0, total, 1),
+             "rolloff": banks.freqs[rolloff_bin]}
+    return table, track.shape[0]
+
+
+def segment_index(n_frames: int, *, n_segments: int, config: FeatureConfig) -> np.ndarray:
+    """(n_segments, segment_frames + 1) rows of `frame_table` making up each segment."""
+    frames, edge = config.segment_frames, config.edge_frames
+    index = np.arange(n_segments)[:, None] * frames + np.arange(frames + 1)[None, :]
+    edge_rows = n_frames + np.arange(n_segments)[:, None] * 2 * edge + np.arange(2 * edge)[None, :]
+    index[:, :edge], index[:, frames + 1 - edge:] = edge_rows[:, :edge], edge_rows[:, edge:]
+    return index
+
+
+def aggregate(table: dict[str, np.ndarray], index: np.ndarray, zcr: np.ndarray, *,
+              config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Feature vectors (n, n_features) of the signals whose frames are the rows `index` (n, frames),
+    and their log-mel (n, frames, n_mels) with a per-signal dB reference."""
+    log_mel = _power_to_db(table["mel"][index])
+    mfcc = scipy.fft.dct(log_mel, axis=-1, type=2, norm="ortho")[..., :config.n_mfcc]
+    contrast = _power_to_db(table["peak"][index]) - _power_to_db(table["valley"][index])
+    parts = [_tempo(_onset_strength(log_mel, config), config)[:, None]]
+    for matrix in (table["chroma"][index], mfcc, contrast):
+        matrix = matrix.astype(np.float64)
+        parts += [matrix.mean(axis=1), matrix.std(axis=1)]
+    for row in (table["centroid"][index], table["rolloff"][index], zcr):
+        parts.append(_moments(row.astype(np.float64)))
+    return np.concatenate(parts, axis=1), log_mel
+
+
+def _magnitude(frames: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
+    # As librosa.stft: the float64 window promotes the frames, the result is kept at input precision.
+    # A float32 FFT would halve this step, but its rounding (1e-7 of a frame's peak) reaches the
+    # near-empty top octave of band-limited tracks, where spectral contrast then drifts by ~1e-3.
+    # Blocks of frames keep the float64 temporaries in cache (~25 % faster than one big product).
+    window, out = _banks(config).window, np.empty((len(frames), config.n_fft // 2 + 1), dtype=frames.dtype)
+    for start in range(0, len(frames), STFT_BLOCK_FRAMES):
+        block = frames[start:start + STFT_BLOCK_FRAMES] * window
+        out[start:start + STFT_BLOCK_FRAMES] = np.abs(scipy.fft.rfft(block, axis=1, overwrite_x=True))
+    return out
+
+
+def _edge_windows(y: np.ndarray, n_segments: int, config: FeatureConfig) -> np.ndarray:
+    """Frames (n_segments * 2 * edge, n_fft) at both ends of each zero-padded segment, in segment order."""
+    half, hop, edge, size = config.n_fft // 2, config.hop_length, config.edge_frames, config.segment_samples
+    span = (edge - 1) * hop + half  # samples of the segment under its edge frames
+    starts = np.arange(n_segments) * size
+    zeros = np.zeros((n_segments, half), dtype=y.dtype)
+    left = np.concatenate([zeros, y[starts[:, None] + np.arange(span)]], axis=1)
+    right = np.concatenate([y[starts[:, None] + size - span + np.arange(span)], zeros], axis=1)
+    return np.concatenate([_frames(left, config), _frames(right, config)], axis=-2).reshape(-1, config.n_fft)
+
+
+def _frames(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Strided view (..., n_frames, n_fft) of the frames of an already padded signal."""
+    windows = np.lib.stride_tricks.sliding_window_view(signal, config.n_fft, axis=-1)
+    return windows[..., ::config.hop_length, :]
+
+
+def _chroma(power: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    tuning = config.chroma_tuning
+    if tuning is None:  # estimated once on the whole track; a naive segment call would estimate its own
+        tuning = librosa.estimate_tuning(S=power.T, sr=config.sample_rate, n_fft=config.n_fft)
+    bank = _chroma_bank(config, float(tuning))
+    return librosa.util.normalize(power @ bank, norm=np.inf, axis=1)
+
+
+def _contrast_extremes(magnitude: np.ndarray, banks: _Banks) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the lowest / highest quantile of bins per octave band and frame (spectral_contrast)."""
+    peak = np.empty((magnitude.shape[0], len(banks.contrast_bands)))
+    valley = np.empty_like(peak)
+    for k, (bins, count) in enumerate(banks.contrast_bands):
+        band = magnitude[:, bins[0]:bins[-1] + 1]  # the bins of a band are contiguous
+        if count == 1:  # the low bands average one bin: min / max, no sort needed
+            valley[:, k], peak[:, k] = band.min(axis=1), band.max(axis=1)
+            continue
+        ordered = np.sort(band, axis=1)
+        valley[:, k], peak[:, k] = ordered[:, :count].mean(axis=1), ordered[:, -count:].mean(axis=1)
+    return peak, valley
+
+
+def _power_to_db(power: np.ndarray) -> np.ndarray:
+    """librosa.power_to_db (ref 1, top_db clamp) with the clamp relative to each signal's own maximum."""
+    db = 10.0 * np.log10(np.maximum(AMIN, power))
+    return np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB)
+
+
+def _onset_strength(log_mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """librosa.onset.onset_strength(S=log_mel) for signals (n, frames, n_mels): lag 1, mean, centred."""
+    flux = np.maximum(0.0, log_mel[:, 1:] - log_mel[:, :-1]).mean(axis=2)
+    pad = 1 + config.n_fft // (2 * config.hop_length)
+    return np.pad(flux, ((0, 0), (pad, 0)))[:, :log_mel.shape[1]]
+
+
+def _tempo(onset: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """librosa.feature.tempo(onset_envelope=...) per row: mean tempogram weighted by the log-normal prior."""
+    banks = _banks(config)
+    width, n = len(banks.tempo_window), onset.shape[1]
+    padded = np.pad(onset, ((0, 0), (width // 2, width // 2)), mode="linear_ramp", end_values=0)
+    # float32 like the onset envelope (librosa promotes to float64): half the FFT time
+    window = banks.tempo_window.astype(onset.dtype)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)[:, :n] * window
+    n_fft = scipy.fft.next_fast_len(2 * width - 1, real=True)
+    spectrum = scipy.fft.rfft(windows, n=n_fft, axis=2)
+    autocorr = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft, axis=2)[..., :width]
+    # util.normalize(norm=inf) divides each frame by its peak, which is the lag-0 term of an
+    # autocorrelation; an all-zero frame stays zero. The mean over frames is then one matmul.
+    peak = autocorr[..., 0]
+    weight = np.where(peak < np.finfo(peak.dtype).tiny, 1, peak) * n
+    tempogram = (1 / weight)[:, None, :] @ autocorr
+    best = np.argmax(np.log1p(1e6 * tempogram[:, 0].astype(np.float64)) + banks.tempo_logprior, axis=1)
+    return banks.tempo_bpms[best]
+
+
+def _zcr(signals: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
+    """librosa.feature.zero_crossing_rate per row (edge-padded, centred frames) via a running count."""
+    half, hop = config.n_fft // 2, config.hop_length
+    padded = np.pad(signals, ((0, 0), (half, half)), mode="edge")
+    # zero_crossings zeroes |y| <= threshold, then compares sign bits: negative means y < -threshold
+    sign = padded < -ZC_THRESHOLD
+    count = np.zeros((len(signals), padded.shape[1]), dtype=np.int32)
+    np.cumsum(sign[:, 1:] != sign[:, :-1], axis=1, out=count[:, 1:], dtype=np.int32)
+    starts = np.arange(1 + signals.shape[1] // hop) * hop
+    # a frame counts the crossings between its own consecutive samples
+    return (count[:, starts + config.n_fft - 1] - count[:, starts]) / config.n_fft
+
+
+def _moments(rows: np.ndarray) -> np.ndarray:
+    """mean, std and (biased) skew along axis 1; a constant row (e.g. silence) has skew 0, not NaN."""
+    mean, std = rows.mean(axis=1), rows.std(axis=1)
+    third = ((rows - mean[:, None]) ** 3).mean(axis=1)
+    skew = np.divide(third, std**3, out=np.zeros_like(std), where=std > 0)
+    return np.stack([mean, std, skew], axis=1)
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(config: FeatureConfig) -> np.ndarray:
-    return librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels)
+def _banks(config: FeatureConfig) -> _Banks:
+    sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    width = int(librosa.time_to_frames(TEMPO_AC_SIZE_S, sr=sr, hop_length=hop))
+    bpms = librosa.tempo_frequencies(width, sr=sr, hop_length=hop)
+    with np.errstate(divide="ignore"):
+        logprior = -0.5 * (np.log2(bpms) - np.log2(TEMPO_START_BPM)) ** 2
+    logprior[:int(np.argmax(bpms < TEMPO_MAX_BPM))] = -np.inf
+    return _Banks(window=librosa.filters.get_window("hann", n_fft, fftbins=True),
+                  mel=scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels)),
+                  freqs=freqs, contrast_bands=_contrast_bands(freqs, config),
+                  tempo_window=librosa.filters.get_window("hann", width, fftbins=True),
+                  tempo_bpms=bpms, tempo_logprior=logprior)
 
 
-def _skew(row: np.ndarray) -> float:
-    # a constant row (e.g. silence) has no skew; report 0 instead of NaN
-    return float(stats.skew(row)) if row.std() > 0 else 0.0
+def _contrast_bands(freqs: np.ndarray, config: FeatureConfig) -> tuple[tuple[np.ndarray, int], ...]:
+    """The octave bands of librosa.feature.spectral_contrast, with the same bin selection rules."""
+    n_bands = config.n_contrast_bands
+    edges = np.zeros(n_bands + 2)
+    edges[1:] = CONTRAST_FMIN * 2.0 ** np.arange(n_bands + 1)
+    bands = []
+    for k, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        current = (freqs >= low) & (freqs <= high)
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == n_bands:
+            current[idx[-1] + 1:] = True
+        bins = np.flatnonzero(current)
+        count = max(int(np.rint(CONTRAST_QUANTILE * current.sum())), 1)
+        bands.append((bins[:-1] if k < n_bands else bins, count))
+    return tuple(bands)
 
 
-def _check_signal(y: np.ndarray, config: FeatureConfig) -> None:
+@functools.lru_cache(maxsize=8)
+def _chroma_bank(config: FeatureConfig, tuning: float) -> np.ndarray:
+    return np.ascontiguousarray(librosa.filters.chroma(sr=config.sample_rate, n_fft=config.n_fft, tuning=tuning).T)
+
+
+def _check_signal(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The signal as float32/float64 (the precisions librosa computes in), or a ValueError saying why not."""
+    y = np.asarray(y)
+    if y.dtype not in (np.float32, np.float64):
+        y = y.astype(np.float32)
     if y.ndim != 1:
         raise ValueError(f"expected a mono signal (1-D), got shape {y.shape}")
     if len(y) < config.n_fft:
         raise ValueError(f"signal of {len(y)} samples is shorter than one frame ({config.n_fft})")
     if not np.isfinite(y).all():
         raise ValueError("signal contains NaN or infinite samples")
+    return y

@@ -24,7 +24,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 from filelock import FileLock
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 
 from musicgenre.config import load_params, project_root, resolve
 from musicgenre.evaluation import proba_columns
@@ -129,6 +131,13 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def signature(*, classes: list[str]) -> ModelSignature:
+    """Input: a `path` column of audio files; output: the probabilities, top-1 genre and per-file error."""
+    outputs = [ColSpec("string", "path"), *(ColSpec("double", c) for c in proba_columns(classes)),
+               ColSpec("string", "genre", required=False), ColSpec("string", "error")]
+    return ModelSignature(inputs=Schema([ColSpec("string", "path")]), outputs=Schema(outputs))
+
+
 def experiment_id(*, client: MlflowClient, name: str, artifact_root: Path) -> str:
     """The experiment, created with its artifacts inside the project (not ./mlruns of the cwd)."""
     found = client.get_experiment_by_name(name)
@@ -161,9 +170,10 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
         mlflow.set_tags(lineage)
         mlflow.log_dict({"features": features, "limits": params["limits"]}, "feature_config.json")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=GenreClassifier(), artifacts={"model_dir": str(model_dir)},
+            name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model_dir": str(model_dir)},
             model_config={"features": features, "limits": params["limits"]},
-            pip_requirements=pip_requirements(), registered_model_name=settings["model_name"])
+            signature=signature(classes=params["genres"]), pip_requirements=pip_requirements(),
+            registered_model_name=settings["model_name"])
     version = str(info.registered_model_version)
     for key, value in {**lineage, f"valid_{settings['metric']}": scores["valid"][settings["metric"]]}.items():
         client.set_model_version_tag(settings["model_name"], version, key, str(value))
@@ -192,7 +202,7 @@ def decide(*, client: MlflowClient, settings: dict[str, Any], version: str, scor
         current = None
     record = {"timestamp": datetime.now(timezone.utc).isoformat(), "model_name": name, "metric": f"valid_{metric}",
               "challenger_version": version, "challenger_score": score,
-              "previous_version": current.version if current else None, "previous_score": None}
+              "previous_version": str(current.version) if current else None, "previous_score": None}
     if current is not None and current.tags.get("valid_fingerprint") == fingerprint:
         record["previous_score"] = float(current.tags[f"valid_{metric}"])
         record["basis"] = "stored metrics, same valid tracks"
@@ -219,17 +229,18 @@ def register(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any],
     uri = resolve_tracking_uri(params=params)
     tracks = pd.read_parquet(model_dir / "predictions.parquet").query("split == 'valid'")["track"].tolist()
     fingerprint = valid_fingerprint(tracks=tracks, hashes=hashes or {})
-    version = log_version(model_dir=model_dir, scores=scores, params=params, uri=uri, fingerprint=fingerprint)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     report_dir = resolve(settings["report_dir"])
     report_dir.mkdir(parents=True, exist_ok=True)
-    # compare-and-set of the alias under a lock: racing registrations are serialised, none lost
+    # the whole registration holds the registry lock: sqlite takes one writer at a time, and the
+    # compare-and-set of the alias must see the champion as it is now, so racing runs are serialised
     with FileLock(str(lock_path(uri=uri, fallback_dir=report_dir)), timeout=settings["lock_timeout_s"]):
+        version = log_version(model_dir=model_dir, scores=scores, params=params, uri=uri, fingerprint=fingerprint)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         record = decide(client=client, settings=settings, version=version, score=scores["valid"][settings["metric"]],
                         fingerprint=fingerprint, valid=valid, uri=uri)
+        client.set_model_version_tag(settings["model_name"], version, "promotion", record["decision"])
+        client.update_model_version(settings["model_name"], version, description=json.dumps(record))
         append_jsonl(report_dir / "promotions.jsonl", record)
-    client.set_model_version_tag(settings["model_name"], version, "promotion", record["decision"])
-    client.update_model_version(settings["model_name"], version, description=json.dumps(record))
     return record
 
 

@@ -37,6 +37,8 @@ def summary_table(*, metrics: dict[str, dict[str, Any]], protocols: list[str]) -
     """Markdown: one row per model, the protocols side by side (grouped vs random = leakage)."""
     header = ["model"] + [f"{protocol} {column}" for protocol in protocols
                           for column in ("test acc", "test F1", "valid acc", "valid F1", "train-test gap")]
+    leakage = {"grouped", "random"} <= set(protocols)
+    header += ["random − grouped test acc"] if leakage else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model, by_protocol in sorted(metrics.items()):
         cells = [model]
@@ -46,6 +48,9 @@ def summary_table(*, metrics: dict[str, dict[str, Any]], protocols: list[str]) -
                       m.get("valid", {}).get("accuracy"), m.get("valid", {}).get("macro_f1"),
                       m.get("train_test_gap")]
             cells += ["–" if value is None else f"{value:.3f}" for value in values]
+        if leakage:  # how much artist leakage inflates the random protocol's score
+            accs = [by_protocol.get(p, {}).get("test", {}).get("accuracy") for p in ("random", "grouped")]
+            cells.append("–" if None in accs else f"{accs[0] - accs[1]:+.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -87,7 +92,7 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, dict[str, Any]] = {}
     details: dict[str, dict[str, Any]] = {}
     errors: dict[str, list] = {}
-    for model_dir in model_dirs(models_dir=resolve(settings["models_dir"])):
+    for model_dir in model_dirs(models_dir=resolve(params["paths"]["models"])):
         meta, result, wrong = score_run(model_dir=model_dir, settings=settings, genres=genres, out=out)
         metrics.setdefault(meta["model"], {})[meta["protocol"]] = scalar_metrics(result)
         details.setdefault(meta["model"], {})[meta["protocol"]] = result

@@ -34,7 +34,7 @@ def register_stage(params: dict[str, Any]) -> dict[str, Any]:
         model = choose_champion(metrics=metrics, protocol=settings["protocol"], metric=settings["metric"])
     except ValueError as exc:
         raise StageError(str(exc)) from None
-    model_dir = resolve(params["evaluate"]["models_dir"]) / model / settings["protocol"]
+    model_dir = resolve(params["paths"]["models"]) / model / settings["protocol"]
     scores = metrics[model][settings["protocol"]]
     valid, hashes = valid_audio(params=params, model_dir=model_dir)
     record = register(model_dir=model_dir, scores=scores, params=params, valid=valid, hashes=hashes)
@@ -43,7 +43,7 @@ def register_stage(params: dict[str, Any]) -> dict[str, Any]:
     summary = {"candidate": {"model": model, "version": record["challenger_version"], "valid": scores["valid"],
                              "test": scores.get("test", {})},
                "decision": record["decision"], "basis": record.get("basis", "no previous champion"),
-               "champion": {"version": champion.version, "model": champion.tags.get("model"),
+               "champion": {"version": str(champion.version), "model": champion.tags.get("model"),
                             f"valid_{settings['metric']}": float(champion.tags[f"valid_{settings['metric']}"])},
                "registered_model": settings["model_name"], "alias": settings["alias"]}
     write_json(resolve(settings["report_dir"]) / "champion.json", summary)

@@ -47,7 +47,7 @@ def train_protocol(params: dict[str, Any], *, model: str, tables: Tables, protoc
     part = {name: (split["split"] == name).to_numpy() for name in ("train", "valid")}
     started = time.perf_counter()
     predictor = fit_predictor(
-        name=model, settings=settings, seed=params["seed"], classes=genres, threads=params["train"]["tf_threads"],
+        name=model, settings=settings, seed=params["seed"], classes=genres, threads=params["train"]["threads"],
         train_items=[i for i, keep in zip(items, part["train"]) if keep], train_labels=labels[part["train"]],
         valid_items=[i for i, keep in zip(items, part["valid"]) if keep], valid_labels=labels[part["valid"]])
     meta = {"model": model, "family": settings["family"], "input": predictor.input, "protocol": protocol,

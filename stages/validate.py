@@ -28,9 +28,9 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     checks = measure_tracks(manifest=manifest, config=AudioCheckConfig.from_params(params),
                             n_jobs=params["data"]["n_jobs"])
-    frame = manifest[["track", "genre"]].merge(checks, on="track", how="left", validate="one_to_one")
+    frame = pd.concat([manifest[["track", "genre"]], checks.drop(columns="track")], axis=1)  # same row order
     report_dir = resolve(paths["audio_validation"])
-    results = run_checks(project_dir=report_dir / "gx", name="audio", frame=frame,
+    results = run_checks(project_dir=report_dir, name="audio", frame=frame,
                          checks=audio_suite(params=params), id_columns=["track"])
     flagged = flag_tracks(frame=frame, results=results)
     keep, dropped = select_tracks(flagged=flagged, drop_band_limited=section["drop_band_limited"],
@@ -38,7 +38,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     write_csv(resolve(paths["validate_dir"]) / "audio_checks.csv", flagged)
     summary = summarise(flagged=flagged, keep=keep, dropped=dropped, results=results,
                         seconds=time.perf_counter() - started)
-    summary["data_docs"] = str(data_docs_index(project_dir=report_dir / "gx"))
+    summary["data_docs"] = str(data_docs_index(project_dir=report_dir))
     write_json(report_dir / "summary.json", summary)
     errors = failed(results, severity="error")
     if errors:

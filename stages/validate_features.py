@@ -24,7 +24,7 @@ def validate_features(params: dict[str, Any]) -> dict[str, Any]:
     report_dir = resolve(paths["feature_validation"])
     checks = feature_suite(params=params, key_columns=KEY_COLUMNS,
                            feature_columns=feature_names(FeatureConfig.from_params(params)))
-    results = run_checks(project_dir=report_dir / "gx", name="features", frame=frame, checks=checks,
+    results = run_checks(project_dir=report_dir, name="features", frame=frame, checks=checks,
                          id_columns=[column for column in ID_COLUMNS if column in frame.columns])
     errors = failed(results, severity="error")
     summary = {"rows": len(frame), "tracks": int(frame["track"].nunique()) if "track" in frame else 0,
@@ -32,7 +32,7 @@ def validate_features(params: dict[str, Any]) -> dict[str, Any]:
                "expectations": sum(len(check.expectations) for check in checks),
                "checks": {result.name: result.as_dict() for result in results},
                "failed_tracks": sorted({row.split("/")[0] for result in errors for row in result.rows}),
-               "data_docs": str(data_docs_index(project_dir=report_dir / "gx")),
+               "data_docs": str(data_docs_index(project_dir=report_dir)),
                "seconds": round(time.perf_counter() - started, 2)}
     write_json(report_dir / "summary.json", summary)
     if errors:

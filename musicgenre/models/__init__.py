@@ -18,12 +18,12 @@ def fit_predictor(*, name: str, settings: dict[str, Any], seed: int, classes: li
                   train_items: list[TrackFeatures], train_labels: np.ndarray,
                   valid_items: list[TrackFeatures], valid_labels: np.ndarray) -> Predictor:
     """Fit the model `name` configured by `settings` (its params.models section); labels index `classes`."""
-    inputs = dict(name=name, settings=settings, seed=seed, classes=classes, train_items=train_items,
-                  train_labels=train_labels)
+    inputs = dict(name=name, settings=settings, seed=seed, classes=classes, threads=threads,
+                  train_items=train_items, train_labels=train_labels)
     if settings["family"] == "classic":
         from musicgenre.models.classic import fit_classic
         return fit_classic(**inputs)
     if settings["family"] == "deep":
         from musicgenre.models.deep import fit_deep  # TensorFlow is imported only for deep models
-        return fit_deep(**inputs, threads=threads, valid_items=valid_items, valid_labels=valid_labels)
+        return fit_deep(**inputs, valid_items=valid_items, valid_labels=valid_labels)
     raise ValueError(f"model {name!r}: unknown family {settings['family']!r} (classic or deep)")

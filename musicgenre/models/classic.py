@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import skops.io as sio
 from sklearn.base import ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import BaggingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -18,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
 from musicgenre.extraction import TrackFeatures
@@ -47,8 +49,9 @@ def _random_forest(h: dict[str, Any], seed: int) -> ClassifierMixin:
 
 
 def _svm(h: dict[str, Any], seed: int) -> ClassifierMixin:
-    return SVC(C=h["C"], kernel=h["kernel"], gamma=h["gamma"], probability=True, class_weight="balanced",
-               random_state=seed)
+    # Platt scaling on held-out folds: what SVC(probability=True) did, the form sklearn 1.9 asks for
+    svc = SVC(C=h["C"], kernel=h["kernel"], gamma=h["gamma"], class_weight="balanced", random_state=seed)
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=h["calibration_folds"], ensemble=False)
 
 
 def _gradient_boosting(h: dict[str, Any], seed: int) -> ClassifierMixin:
@@ -107,14 +110,16 @@ class ClassicPredictor(Predictor):
         return cls(pipeline=sio.load(path, trusted=untrusted), classes=meta["classes"], input=meta["input"])
 
 
-def fit_classic(*, name: str, settings: dict[str, Any], seed: int, classes: list[str],
+def fit_classic(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
                 train_items: list[TrackFeatures], train_labels: np.ndarray) -> ClassicPredictor:
-    """Fit scaler + estimator on the training tracks (labels are indices into `classes`)."""
+    """Fit scaler + estimator on the training tracks (labels are indices into `classes`); OpenMP/BLAS
+    pools are capped at `threads` since spinning threads on a shared, oversubscribed CPU crawl."""
     if name not in BUILDERS:
         raise ValueError(f"no classic model called {name!r}; known: {sorted(BUILDERS)}")
     rows, counts = design_matrix(items=train_items, input=settings["input"])
     labels = np.repeat(np.asarray(train_labels), counts)
     pipeline = Pipeline([("scale", StandardScaler()), ("model", BUILDERS[name](settings["hyper"], seed))])
     fit_params = {"model__sample_weight": compute_sample_weight("balanced", labels)} if name in SAMPLE_WEIGHTED else {}
-    pipeline.fit(rows, labels, **fit_params)
+    with threadpool_limits(limits=threads):
+        pipeline.fit(rows, labels, **fit_params)
     return ClassicPredictor(pipeline=pipeline, classes=classes, input=settings["input"])

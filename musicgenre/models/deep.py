@@ -41,7 +41,7 @@ def stack_segments(items: list[TrackFeatures]) -> tuple[np.ndarray, list[int]]:
 def _conv_blocks(x: keras.KerasTensor, *, h: dict[str, Any]) -> keras.KerasTensor:
     for filters in h["filters"]:
         x = layers.Conv2D(filters, h["kernel_size"], padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=h["bn_momentum"])(x)  # few steps per epoch: fast-moving stats
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(tuple(h["pool_size"]))(x)
     return x
@@ -50,7 +50,8 @@ def _conv_blocks(x: keras.KerasTensor, *, h: dict[str, Any]) -> keras.KerasTenso
 def build_network(*, architecture: str, h: dict[str, Any], input_shape: tuple[int, int], n_classes: int) -> keras.Model:
     """cnn: conv blocks -> global pooling -> dense; crnn: conv blocks -> GRU over the time axis -> dense."""
     inputs = keras.Input(shape=(*input_shape, 1))
-    x = _conv_blocks(inputs, h=h)
+    x = layers.AveragePooling2D(tuple(h["input_pool"]))(inputs)  # coarser time-frequency grid: CPU budget
+    x = _conv_blocks(x, h=h)
     if architecture == "cnn":
         x = layers.GlobalAveragePooling2D()(x)
     elif architecture == "crnn":

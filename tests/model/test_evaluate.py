@@ -80,7 +80,8 @@ def write_contract(*, params: dict, root, protocol: str) -> pd.DataFrame:
 
 def test_evaluate_stage_on_real_predictions(params, tmp_path):
     local = copy.deepcopy(params)
-    local["evaluate"].update(models_dir=str(tmp_path / "models"), report_dir=str(tmp_path / "eval"))
+    local["paths"]["models"] = str(tmp_path / "models")
+    local["evaluate"]["report_dir"] = str(tmp_path / "eval")
     truth = {p: write_contract(params=local, root=tmp_path / "models", protocol=p) for p in ("grouped", "random")}
     metrics = evaluate(local)
     out = tmp_path / "eval"

@@ -1,0 +1,255 @@
+"""`make benchmark`: the feature extractor against the naive per-feature librosa calls on real GTZAN
+tracks (time and agreement), batch throughput and memory, and the serving/pipeline numbers of the
+rest of the platform when they exist. Prints tables and writes BENCHMARKS.md at the project root."""
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import librosa
+import numpy as np
+import pandas as pd
+import psutil
+from rich.console import Console
+from rich.markdown import Markdown
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from musicgenre.audio import load_audio
+from musicgenre.config import load_params, project_root, resolve
+from musicgenre.extraction import Limits, extract_batch
+from musicgenre.features import FeatureConfig, extract, feature_names
+from musicgenre.features_reference import naive_extract
+from musicgenre.io import write_text
+
+GROUPS = ("tempo", "chroma", "mfcc", "contrast", "centroid", "rolloff", "zcr")
+console = Console()
+
+
+def machine() -> list[str]:
+    """CPU model, cores, load and the BLAS numpy uses: the context every number below depends on."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads, {i.get('architecture')})"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [f"CPU: {model}, {os.cpu_count()} logical cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM",
+            f"Load average (1/5/15 min) at start: {load}",
+            f"numpy {np.__version__} with BLAS {'; '.join(blas) or 'unknown'}; librosa {librosa.__version__}; "
+            f"Python {platform.python_version()}"]
+
+
+def pick_tracks(params: dict[str, Any], count: int) -> pd.DataFrame:
+    """`count` real tracks spread over the genres (round robin by track id)."""
+    source = resolve(params["data"]["source"])
+    manifest = pd.read_csv(source / "manifest.csv").sort_values("track")
+    manifest["rank"] = manifest.groupby("genre").cumcount()
+    picked = manifest.sort_values(["rank", "genre"]).head(count).reset_index(drop=True)
+    picked["path"] = [str(source / f) for f in picked["file"]]
+    return picked
+
+
+def warm_time(fn: Callable[[], Any], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of `repeats` calls after one warm-up call; `clock=time.process_time` gives the
+    CPU time, which waiting for a core shared with other users does not inflate."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return float(np.median(times))
+
+
+def group_differences(fast: np.ndarray, naive: np.ndarray, names: list[str]) -> dict[str, tuple[float, float]]:
+    """Per feature group: max |fast - naive| and max of it relative to the feature's scale (max |naive|)."""
+    scale = np.maximum(np.abs(naive).max(axis=0), np.finfo(np.float32).eps)
+    absolute, relative = np.abs(fast - naive), np.abs(fast - naive) / scale
+    out = {}
+    for group in GROUPS:
+        cols = [i for i, name in enumerate(names) if name.split("_")[0] == group]
+        out[group] = (float(absolute[:, cols].max()), float(relative[:, cols].max()))
+    return out
+
+
+def compare_with_naive(audio: dict[str, np.ndarray], config: FeatureConfig, repeats: int) -> dict[str, Any]:
+    """Warm time of both extractors and the agreement of their outputs on the same tracks (1 BLAS thread)."""
+    names, fast_t, naive_t, rows = feature_names(config), [], [], {"track": [], "segment": []}
+    naive_rows, log_mel_diff, tempo_flips = {"track": [], "segment": []}, 0.0, [0, 0]
+    with threadpool_limits(1):
+        for y in audio.values():
+            fast_t.append(warm_time(lambda: extract(y, config=config), repeats))
+            naive_t.append(warm_time(lambda: naive_extract(y, config=config), 1))
+            fast, naive = extract(y, config=config), naive_extract(y, config=config)
+            for level, i in (("track", 0), ("segment", 1)):
+                rows[level].append(np.atleast_2d(fast[i]))
+                naive_rows[level].append(np.atleast_2d(naive[i]))
+            log_mel_diff = max(log_mel_diff, float(np.abs(fast[2] - naive[2]).max()))
+            tempo_flips[0] += int((fast[1][:, 0] != naive[1][:, 0]).sum())
+            tempo_flips[1] += len(fast[1])
+    diffs = {level: group_differences(np.concatenate(rows[level]), np.concatenate(naive_rows[level]), names)
+             for level in rows}
+    return {"fast_s": float(np.median(fast_t)), "naive_s": float(np.median(naive_t)), "diffs": diffs,
+            "log_mel_max_abs_db": log_mel_diff, "tempo_flips": tempo_flips}
+
+
+def profile_extract(audio: list[np.ndarray], config: FeatureConfig) -> list[tuple[str, float]]:
+    """Milliseconds per track spent in each step of `extract` (cProfile cumulative, 1 BLAS thread)."""
+    steps = {"frame_table": "STFT + per-frame spectra (all frames)", "_magnitude": "  of which STFT (FFT)",
+             "_contrast_extremes": "  of which contrast peaks/valleys", "_zcr": "zero-crossing rate (track + segments)",
+             "aggregate": "per-signal dB, MFCC, onset, tempo, stats", "_tempo": "  of which tempo (tempogram)"}
+    with threadpool_limits(1):
+        extract(audio[0], config=config)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for y in audio:
+            extract(y, config=config)
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+    total = {name: 0.0 for name in steps}
+    for (file, _, name), (_, _, _, cumtime, _) in stats.items():
+        if file.endswith("features.py") and name in steps:
+            total[name] += cumtime
+    return [(steps[name], 1000 * total[name] / len(audio)) for name in steps]
+
+
+def batch_throughput(tracks: pd.DataFrame, config: FeatureConfig, limits: Limits, n_jobs: int) -> dict[str, float]:
+    """Tracks/s through extract_batch (workers warmed first) and the peak RSS of the process tree."""
+    items = list(zip(tracks["track"], tracks["path"]))
+    extract_batch(items[:2 * n_jobs], config=config, limits=limits, n_jobs=n_jobs, show_progress=False)
+    peak, stop = [0.0], threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(peak, stop), daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    results, failures = extract_batch(items, config=config, limits=limits, n_jobs=n_jobs, show_progress=False)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    return {"n_jobs": n_jobs, "tracks": len(results), "failed": len(failures), "seconds": elapsed,
+            "tracks_per_s": len(results) / elapsed, "peak_rss_mb": peak[0] / 2**20}
+
+
+def _sample_rss(peak: list[float], stop: threading.Event) -> None:
+    me = psutil.Process()
+    while not stop.wait(0.05):
+        try:
+            tree = [me, *me.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:  # a worker ended between listing and reading
+            continue
+
+
+def serving(params: dict[str, Any], clips: list[str], repeats: int) -> list[str]:
+    """Warm predict latency of one 30-s clip and batch throughput with the registry's champion."""
+    try:
+        from musicgenre.registry import load_champion
+        model = load_champion(params=params)
+        one = pd.DataFrame({"path": clips[:1]})
+        latency = warm_time(lambda: model.predict(one), repeats)
+        start = time.perf_counter()
+        model.predict(pd.DataFrame({"path": clips}))
+        batch = len(clips) / (time.perf_counter() - start)
+    except Exception as exc:  # the registry or champion belongs to colleagues and may not exist yet
+        return [f"predict: not available ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"]
+    return [f"predict, one 30 s clip, champion loaded from the registry (warm median of {repeats}): "
+            f"{1000 * latency:.0f} ms",
+            f"predict batch throughput ({len(clips)} clips in one call): {batch:.2f} clips/s"]
+
+
+def dvc_noop(root: Path) -> list[str]:
+    """Time of `dvc repro` when `dvc status` says everything is up to date; never a real reproduction."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    status = subprocess.run(["dvc", "status"], cwd=root, capture_output=True, text=True, env=env, timeout=300)
+    if status.returncode != 0 or "up to date" not in status.stdout:
+        changed = sum(1 for line in status.stdout.splitlines() if line.rstrip().endswith(":") and
+                      not line.startswith("\t"))
+        return [f"no-op `dvc repro`: not measured, `dvc status` is not clean ({changed} stage(s) changed)"]
+    start = time.perf_counter()
+    repro = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True, env=env, timeout=600)
+    return [f"no-op `dvc repro` (everything up to date): {time.perf_counter() - start:.1f} s "
+            f"(exit {repro.returncode})"]
+
+
+def training_times(params: dict[str, Any]) -> list[str]:
+    metas = sorted(resolve(params["paths"]["models"]).glob("*/grouped/meta.json"))
+    lines = []
+    for meta in metas:
+        seconds = json.loads(meta.read_text()).get("train_seconds")
+        lines.append(f"train {meta.parent.parent.name} (grouped): "
+                     f"{'not recorded' if seconds is None else f'{seconds:.1f} s'}")
+    return lines or ["training times: not available (no artifacts/models/*/grouped/meta.json yet)"]
+
+
+def report(machine_lines: list[str], settings: dict[str, Any], naive: dict[str, Any],
+           profile: list[tuple[str, float]], batches: list[dict[str, float]], platform_lines: list[str]) -> str:
+    """BENCHMARKS.md as markdown."""
+    lines = ["# Benchmarks", "", f"Generated by `make benchmark` (`python -m benchmarks.run`) on "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "", *[f"- {x}" for x in machine_lines], "",
+             "## Feature extraction, one 30 s track, warm, 1 BLAS thread", "",
+             f"Median over {settings['naive_tracks']} real GTZAN tracks (same full feature set: track vector, "
+             f"segment vectors, log-mel): project `extract` {1000 * naive['fast_s']:.1f} ms/track vs naive "
+             f"per-feature librosa calls {1000 * naive['naive_s']:.0f} ms/track, "
+             f"**{naive['naive_s'] / naive['fast_s']:.1f}x** faster. "
+             f"Over {settings['tracks']} tracks: {1000 * naive['fast_all_s']:.1f} ms/track wall, "
+             f"{1000 * naive['fast_all_cpu_s']:.1f} ms/track CPU time (medians; CPU time is what one free core "
+             "would take, wall time includes waiting for the shared cores).", "",
+             "| step of `extract` | ms/track |", "|---|---:|", *[f"| {name} | {ms:.1f} |" for name, ms in profile], "",
+             "## Agreement with the naive librosa calls", "",
+             "Relative = |fast - naive| / max |naive| of that feature over the rows "
+             "(the tolerance the tests assert).", "",
+             "| group | track max abs | track max rel | segment max abs | segment max rel |",
+             "|---|---:|---:|---:|---:|"]
+    for group in GROUPS:
+        (ta, tr), (sa, sr) = naive["diffs"]["track"][group], naive["diffs"]["segment"][group]
+        lines.append(f"| {group} | {ta:.2e} | {tr:.2e} | {sa:.2e} | {sr:.2e} |")
+    flips, total = naive["tempo_flips"]
+    lines += ["", f"Log-mel (per segment): max abs difference {naive['log_mel_max_abs_db']:.2e} dB. "
+              f"Segment tempo differs in {flips} of {total} segments.", "",
+              "## Batch extraction (`musicgenre.extraction.extract_batch`, load + resample + extract)", "",
+              "| n_jobs | tracks | seconds | tracks/s | peak RSS (process tree) |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {b['n_jobs']} | {b['tracks']} | {b['seconds']:.1f} | {b['tracks_per_s']:.2f} | "
+              f"{b['peak_rss_mb']:.0f} MB |" for b in batches]
+    full = settings["full_gtzan_tracks"]
+    projected = ", ".join(f"n_jobs={b['n_jobs']}: {full / b['tracks_per_s']:.0f} s" for b in batches)
+    lines += ["", f"Projected full GTZAN ({full} tracks) at these rates: {projected}.", "", "## Platform", "",
+              *[f"- {x}" for x in platform_lines], "", f"Load average at the end: "
+              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}. Other users share these cores: compare runs only "
+              "at similar load.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    params = load_params()
+    settings, config = params["features"]["benchmark"], FeatureConfig.from_params(params)
+    machine_lines = machine()
+    tracks = pick_tracks(params, max(settings["tracks"], settings["batch_tracks"]))
+    audio = {row.track: load_audio(row.path, sample_rate=config.sample_rate)
+             for row in tracks.head(settings["tracks"]).itertuples()}
+    console.print(f"[bold]comparing with the naive calls on {settings['naive_tracks']} tracks ...")
+    naive = compare_with_naive(dict(list(audio.items())[:settings["naive_tracks"]]), config, settings["repeats"])
+    with threadpool_limits(1):
+        for key, clock in (("fast_all_s", time.perf_counter), ("fast_all_cpu_s", time.process_time)):
+            naive[key] = float(np.median([warm_time(lambda: extract(y, config=config), settings["repeats"], clock)
+                                          for y in audio.values()]))
+    profile = profile_extract(list(audio.values()), config)
+    console.print("[bold]batch throughput ...")
+    limits, batch = Limits.from_params(params), tracks.head(settings["batch_tracks"])
+    batches = [batch_throughput(batch, config, limits, n_jobs) for n_jobs in settings["n_jobs"]]
+    console.print("[bold]platform ...")
+    platform_lines = [*serving(params, list(tracks["path"].head(10)), settings["repeats"]),
+                      *dvc_noop(project_root()), *training_times(params)]
+    text = report(machine_lines, settings, naive, profile, batches, platform_lines)
+    write_text(project_root() / settings["output"], text)
+    console.print(Markdown(text))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The training flow: every dvc.yaml stage, in DAG order, as a Prefect task calling the same stage
+function `dvc repro` runs. A stage whose `dvc status` is clean is skipped; one that ran is recorded with
+`dvc commit --force`, so dvc.lock ends as `dvc repro` would leave it. Stages of one DAG layer (train@*)
+run in parallel, at most orchestration.max_parallel_stages at once."""
+from __future__ import annotations
+
+import importlib
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from dvc.lock import LockError
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import exponential_backoff
+
+from flows import dvc_state
+from flows.extraction import map_extraction, task_runner
+from flows.report import publish_report
+from musicgenre import datasource
+from musicgenre.config import load_params, project_root
+from musicgenre.extraction import Limits
+from musicgenre.features import FeatureConfig
+from stages._cli import StageError
+
+# What may pass on a second try: I/O hiccups, a busy DVC lock. Anything else fails at once.
+TRANSIENT = (OSError, TimeoutError, LockError)
+
+
+class StageFailed(RuntimeError):
+    """A stage of the flow failed; the message names the stage and the reason."""
+
+    def __init__(self, stage: str, reason: str, *, transient: bool):
+        super().__init__(f"stage {stage} failed: {reason}")
+        self.stage, self.reason, self.transient = stage, reason, transient
+
+
+def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """stages.<name>.<name> (or <name>_stage), with the foreach key as keyword for `name@key` stages."""
+    name, _, key = stage.partition("@")
+    try:
+        module = importlib.import_module(f"stages.{name}")
+    except ImportError as exc:
+        raise StageFailed(stage, f"cannot import stages.{name}: {exc}", transient=False) from exc
+    candidates = (getattr(module, name, None), getattr(module, f"{name}_stage", None))
+    defined_here = [fn for fn in candidates if callable(fn) and getattr(fn, "__module__", "") == module.__name__]
+    if not defined_here:
+        raise StageFailed(stage, f"stages.{name} defines no function {name}(params)", transient=False)
+    if name == "featurize":  # the same stage function, its track map on the task runner params choose
+        runner = task_runner(params)
+        defined_here[0] = partial(defined_here[0], extractor=partial(
+            map_extraction, runner=runner, retries=params["orchestration"]["extract_retries"]))
+    if key:
+        return partial(defined_here[0], **{params["orchestration"]["foreach_keyword"][name]: key})
+    return defined_here[0]
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass next time (TRANSIENT); not a deliberate StageError, a bug or a missing stage."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, StageFailed) or error.transient
+
+
+@task(name="dvc-stage", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_retry_transient)
+def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Skip the stage when DVC finds it up to date, else run it in-process and commit its outputs."""
+    logger = get_run_logger()
+    changed = dvc_state.changes(root, stage)
+    if not changed:
+        logger.info("%s is up to date: skipped", stage)
+        return {"stage": stage, "action": "skipped", "seconds": 0.0}
+    logger.info("%s changed (%s): running", stage, dvc_state.describe(changed))
+    function, started = stage_function(stage, params), time.perf_counter()
+    try:
+        summary = function(params)
+    except StageError as exc:
+        raise StageFailed(stage, str(exc), transient=False) from exc
+    except Exception as exc:
+        raise StageFailed(stage, f"{type(exc).__name__}: {exc}", transient=isinstance(exc, TRANSIENT)) from exc
+    dvc_state.commit(root, stage)
+    seconds = round(time.perf_counter() - started, 2)
+    logger.info("%s done in %.1f s; outputs committed to dvc.lock", stage, seconds)
+    return {"stage": stage, "action": "ran", "seconds": seconds, "summary": summary}
+
+
+@task(name="sync-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def sync_data(*, root: Path, params: dict[str, Any]) -> str:
+    """`genre data sync`: data/gtzan in line with data.dvc before any stage reads it."""
+    return datasource.sync(params, root=root)
+
+
+def run_layer(layer: list[str], *, root: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The independent stages of one DAG layer on a bounded thread pool; all finish before a failure is raised."""
+    settings = params["orchestration"]
+    stage_task = dvc_stage.with_options(retries=settings["stage_retries"],
+                                        retry_delay_seconds=exponential_backoff(settings["retry_backoff_s"]))
+    with ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"]) as runner:
+        futures = [runner.submit(stage_task, {"stage": stage, "root": root, "params": params}) for stage in layer]
+        states = [future.wait() or future.state for future in futures]
+    failures = [state.result(raise_on_failure=False) for state in states if not state.is_completed()]
+    if len(failures) == 1 and isinstance(failures[0], StageFailed):
+        raise failures[0]
+    if failures:
+        raise StageFailed(", ".join(getattr(f, "stage", "?") for f in failures),
+                          "; ".join(getattr(f, "reason", str(f)) for f in failures), transient=False)
+    return [state.result() for state in states]
+
+
+@flow(name="training")
+def training(stages: list[str] | None = None) -> list[dict[str, Any]]:
+    """The whole pipeline (or only `stages`, e.g. ["ingest"] or ["train"]), then a results artifact."""
+    root = project_root()
+    params = load_params(root / "params.yaml")
+    logger = get_run_logger()
+    logger.info("project %s; data.dvc: %s", root, sync_data(root=root, params=params))
+    done: list[dict[str, Any]] = []
+    try:
+        for layer in dvc_state.stage_layers(root):
+            chosen = [s for s in layer if stages is None or s in stages or s.partition("@")[0] in stages]
+            if chosen:
+                done += run_layer(chosen, root=root, params=params)
+    except StageFailed as exc:
+        publish_report(done=done, params=params, failure=str(exc))
+        raise
+    publish_report(done=done, params=params, failure=None)
+    return done
+
+
+if __name__ == "__main__":
+    training()

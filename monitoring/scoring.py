@@ -1,0 +1,122 @@
+"""Batch scoring: validate a folder of audio, extract the training features, score with the registry
+champion and append the predictions to the store.
+
+The features are extracted once here and serve both the drift report and the champion: the pyfunc's
+own Predictor is used on them when its logged feature config equals params' (else the pyfunc is
+called on the paths, which extracts again).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitoring.batch import BatchFile, Rejection, discover, new_batch_id, sha256
+from monitoring.store import write_batch
+from musicgenre.config import resolve
+from musicgenre.evaluation import proba_columns
+from musicgenre.extraction import Limits, TrackFeatures, extract_batch, to_tables
+from musicgenre.features import FeatureConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Champion:
+    name: str
+    version: str
+    model: Any  # mlflow.pyfunc.PyFuncModel
+    classes: list[str]
+
+
+@dataclass
+class ScoredBatch:
+    batch_id: str
+    predictions: pd.DataFrame               # one row per scored file
+    features: pd.DataFrame                  # file + the track-level features (segment -1)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def load_scoring_model(*, params: dict[str, Any], tracking_uri: str | None = None) -> Champion:
+    """The registry's champion with its registered name and version (from the alias)."""
+    from mlflow.tracking import MlflowClient
+
+    from musicgenre.registry import load_champion, resolve_tracking_uri
+    uri = tracking_uri or resolve_tracking_uri(params=params)
+    settings = params["register"]
+    model = load_champion(tracking_uri=uri, params=params)
+    version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
+        settings["model_name"], settings["alias"]).version
+    return Champion(name=settings["model_name"], version=str(version), model=model, classes=list(params["genres"]))
+
+
+def champion_proba(*, champion: Champion, items: list[TrackFeatures], paths: list[str],
+                   config: FeatureConfig) -> np.ndarray:
+    """(files, genres) probabilities in champion.classes order."""
+    inner = champion.model.unwrap_python_model()
+    predictor = getattr(inner, "predictor", None)
+    if predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes:
+        return np.asarray(predictor.predict_proba(items), dtype=float)
+    out = champion.model.predict(pd.DataFrame({"path": paths}))
+    return out[proba_columns(champion.classes)].to_numpy(dtype=float)
+
+
+def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Champion, hashes: dict[str, str],
+                     top_k: int) -> pd.DataFrame:
+    """file, sha256, scored_at, model, top-k genres, confidence and every genre's probability."""
+    classes = np.asarray(champion.classes)
+    order = np.argsort(-proba, axis=1)[:, :top_k]
+    frame = pd.DataFrame({"file": [f.key for f in files], "path": [str(f.path) for f in files],
+                          "sha256": [hashes[f.key] for f in files],
+                          "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "model_name": champion.name, "model_version": champion.version})
+    for rank in range(top_k):
+        frame[f"genre_{rank + 1}"] = classes[order[:, rank]]
+    frame["predicted_genre"] = frame["genre_1"]
+    frame["confidence"] = proba.max(axis=1)
+    return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
+
+
+def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
+            ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
+    """Training features of each file; files that fail to decode become rejections naming the reason."""
+    config = FeatureConfig.from_params(params)
+    results, failures = extract_batch([(f.key, f.path) for f in files], config=config,
+                                      limits=Limits.from_params(params), n_jobs=params["monitoring"]["n_jobs"],
+                                      show_progress=show_progress)
+    by_key = {item.key: item for item in results}
+    kept = [f for f in files if f.key in by_key]  # batch order, not completion order
+    items = [by_key[f.key] for f in kept]
+    table, _, _ = to_tables(items, config)
+    tracks = table[table["segment"] == -1].drop(columns="segment").rename(columns={"track": "file"})
+    rejected = [Rejection(key=f.key, path=f.path, reason=f"{f.path}: {f.reason}") for f in failures]
+    return kept, items, tracks.reset_index(drop=True), rejected
+
+
+def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, batch_id: str | None = None,
+                show_progress: bool = False) -> ScoredBatch:
+    """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
+    settings, batch_id = params["monitoring"], batch_id or new_batch_id()
+    files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
+    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress)
+    rejected += failed
+    for item in rejected:
+        log.warning("refused %s", item.reason)
+    if not kept:
+        return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
+    proba = champion_proba(champion=champion, items=items, paths=[str(f.path) for f in kept],
+                           config=FeatureConfig.from_params(params))
+    hashes = {f.key: sha256(f.path) for f in kept}
+    predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes,
+                                   top_k=settings["top_k"])
+    store = resolve(settings["store"])
+    write_batch(store=store, table="predictions", batch_id=batch_id, frame=predictions)
+    write_batch(store=store, table="features", batch_id=batch_id, frame=features)
+    write_batch(store=store, table="rejected", batch_id=batch_id,
+                frame=pd.DataFrame([vars(r) for r in rejected], columns=["key", "path", "reason"]).astype(str))
+    return ScoredBatch(batch_id=batch_id, predictions=predictions, features=features, rejected=rejected)

@@ -1,0 +1,107 @@
+"""`predict PATH...`: top genres of audio files with the registry's champion model.
+
+Exit codes: 0 every file scored, 1 some files failed (each named with its reason), 2 usage error
+or no champion in the registry.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from musicgenre.config import load_params
+from musicgenre.evaluation import PROBA_PREFIX
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def collect(*, paths: list[Path], extensions: list[str]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files as given plus audio files found recursively in folders; missing paths become errors."""
+    suffixes = {f".{ext.lower()}" for ext in extensions}
+    files, errors = [], []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        elif path.exists():
+            files.append(path)  # an explicit file is tried whatever its suffix: the decoder decides
+        else:
+            errors.append({"path": str(path), "error": f"{path}: no such file or folder"})
+    return files, errors
+
+
+def ranked(*, output: pd.DataFrame, top_k: int) -> list[dict[str, Any]]:
+    """One record per file: its top-k genres with probabilities, or its error."""
+    columns = [c for c in output.columns if c.startswith(PROBA_PREFIX)]
+    records = []
+    for _, row in output.iterrows():
+        if row["error"]:
+            records.append({"path": row["path"], "error": row["error"]})
+            continue
+        top = row[columns].astype(float).sort_values(ascending=False).head(top_k)
+        records.append({"path": row["path"], "top": [{"genre": c[len(PROBA_PREFIX):], "probability": round(p, 4)}
+                                                    for c, p in top.items()]})
+    return records
+
+
+def render(*, records: list[dict[str, Any]], console: Console, top_k: int) -> None:
+    table = Table(title="Genre predictions (champion model)")
+    table.add_column("file", overflow="fold")
+    for rank in range(1, top_k + 1):
+        table.add_column(f"#{rank}")
+    for record in records:
+        if "error" in record:
+            continue
+        cells = [f"{p['genre']} {p['probability']:.1%}" for p in record["top"]]
+        table.add_row(record["path"], *cells, *[""] * (top_k - len(cells)))
+    console.print(table)
+    for record in records:
+        if "error" in record:
+            console.print(f"[red]error[/red] {record['error']}", soft_wrap=True)
+
+
+@app.command()
+def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON records instead of a table"),
+         tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
+         model_name: Optional[str] = typer.Option(None, help="registered model (default: params)"),
+         params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read")) -> None:
+    """Print the top genres of each audio file with the champion model from the MLflow registry."""
+    params = load_params(params_file)
+    settings, console = params["predict"], Console(stderr=False)
+    files, errors = collect(paths=paths, extensions=settings["extensions"])
+    if not files and not errors:
+        typer.echo(f"no audio files ({', '.join(settings['extensions'])}) under {[str(p) for p in paths]}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    records = [] if not files else ranked(output=score(files=files, params=params, tracking_uri=tracking_uri,
+                                                       model_name=model_name), top_k=settings["top_k"])
+    records += errors
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        render(records=records, console=console, top_k=settings["top_k"])
+    raise typer.Exit(EXIT_FAILED if any("error" in r for r in records) else EXIT_OK)
+
+
+def score(*, files: list[Path], params: dict[str, Any], tracking_uri: str | None,
+          model_name: str | None) -> pd.DataFrame:
+    """The champion pyfunc's output for the files; no champion is a usage error (exit 2)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the terminal for results
+    import mlflow
+    from musicgenre.registry import load_champion
+    try:
+        model = load_champion(tracking_uri=tracking_uri, model_name=model_name, params=params)
+    except mlflow.exceptions.MlflowException as exc:
+        typer.echo(f"no champion model in the registry: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    return model.predict(pd.DataFrame({"path": [str(f) for f in files]}))
+
+
+if __name__ == "__main__":
+    app()
