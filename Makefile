@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lock benchmark
+.PHONY: install pipeline test lock benchmark serve
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -30,6 +30,9 @@ test: install
 
 benchmark: install  # feature extractor vs naive librosa calls, throughput, serving: writes BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run
+
+serve: install  # scheduled deployments (weekly retraining, daily drift) on a Prefect server at 127.0.0.1:4200
+	$(BIN)/python -m flows.serve
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^musicnn==' > requirements.lock.new && mv requirements.lock.new requirements.lock

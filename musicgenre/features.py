@@ -251,16 +251,21 @@ def _tempo(onset: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def _zcr(signals: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
-    """librosa.feature.zero_crossing_rate per row (edge-padded, centred frames) via a running count."""
-    half, hop = config.n_fft // 2, config.hop_length
+    """librosa.feature.zero_crossing_rate per row (edge-padded, centred frames) from block counts."""
+    half, hop, n_fft = config.n_fft // 2, config.hop_length, config.n_fft
     padded = np.pad(signals, ((0, 0), (half, half)), mode="edge")
     # zero_crossings zeroes |y| <= threshold, then compares sign bits: negative means y < -threshold
-    sign = padded < -ZC_THRESHOLD
-    count = np.zeros((len(signals), padded.shape[1]), dtype=np.int32)
-    np.cumsum(sign[:, 1:] != sign[:, :-1], axis=1, out=count[:, 1:], dtype=np.int32)
-    starts = np.arange(1 + signals.shape[1] // hop) * hop
-    # a frame counts the crossings between its own consecutive samples
-    return (count[:, starts + config.n_fft - 1] - count[:, starts]) / config.n_fft
+    negative = padded < -ZC_THRESHOLD
+    n_frames, size = 1 + signals.shape[1] // hop, math.gcd(n_fft, hop)
+    # frame f holds samples [f*hop, f*hop + n_fft): crossings f*hop .. f*hop + n_fft - 2; count them
+    # per block of gcd(n_fft, hop) samples, add the blocks of each frame, drop the one past its end
+    length = max((n_frames - 1) * hop + n_fft, padded.shape[1] - 1)
+    crossing = np.zeros((len(signals), -(-length // size) * size), dtype=np.uint8)
+    crossing[:, :padded.shape[1] - 1] = negative[:, 1:] != negative[:, :-1]  # [k]: between k and k+1
+    blocks = crossing.reshape(len(signals), -1, size).sum(axis=2, dtype=np.int32)
+    windows = np.lib.stride_tricks.sliding_window_view(blocks, n_fft // size, axis=1)[:, ::hop // size]
+    last = crossing[:, np.arange(n_frames) * hop + n_fft - 1]
+    return (windows[:, :n_frames].sum(axis=2) - last) / n_fft
 
 
 def _moments(rows: np.ndarray) -> np.ndarray:

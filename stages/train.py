@@ -80,6 +80,10 @@ def track_accuracy(predictions: pd.DataFrame, *, genres: list[str]) -> dict[str,
             for name in ("train", "valid", "test")}
 
 
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
 def main(model: str = typer.Option(..., "--model", help="a name from params.models.names"),
          params: Optional[Path] = typer.Option(None, help="params.yaml to read (default: the project's)")) -> None:
     try:
@@ -91,4 +95,4 @@ def main(model: str = typer.Option(..., "--model", help="a name from params.mode
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    app(prog_name="python -m stages.train")

@@ -1,13 +1,14 @@
 """Stage validate: decode and measure every manifest track, run the GX audio suite, keep the usable tracks."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import pandas as pd
 
 from musicgenre.audio_checks import AudioCheckConfig, measure_tracks
-from musicgenre.config import resolve
+from musicgenre.config import project_root, resolve
 from musicgenre.io import write_csv, write_json
 from musicgenre.validation import CheckResult, audio_suite, data_docs_index, failed, failure_message, run_checks
 from stages._cli import StageError, run_stage
@@ -38,7 +39,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     write_csv(resolve(paths["validate_dir"]) / "audio_checks.csv", flagged)
     summary = summarise(flagged=flagged, keep=keep, dropped=dropped, results=results,
                         seconds=time.perf_counter() - started)
-    summary["data_docs"] = str(data_docs_index(project_dir=report_dir))
+    summary["data_docs"] = os.path.relpath(data_docs_index(project_dir=report_dir), project_root())
     write_json(report_dir / "summary.json", summary)
     errors = failed(results, severity="error")
     if errors:

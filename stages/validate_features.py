@@ -1,12 +1,13 @@
 """Stage validate_features: the GX suite on the feature table (schema, no NaN/inf, plausible ranges)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import pandas as pd
 
-from musicgenre.config import resolve
+from musicgenre.config import project_root, resolve
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_json
 from musicgenre.validation import data_docs_index, failed, failure_message, feature_suite, run_checks
@@ -32,7 +33,7 @@ def validate_features(params: dict[str, Any]) -> dict[str, Any]:
                "expectations": sum(len(check.expectations) for check in checks),
                "checks": {result.name: result.as_dict() for result in results},
                "failed_tracks": sorted({row.split("/")[0] for result in errors for row in result.rows}),
-               "data_docs": str(data_docs_index(project_dir=report_dir)),
+               "data_docs": os.path.relpath(data_docs_index(project_dir=report_dir), project_root()),
                "seconds": round(time.perf_counter() - started, 2)}
     write_json(report_dir / "summary.json", summary)
     if errors:

@@ -36,7 +36,9 @@ def test_fresh_clone_gets_data_through_dvc_and_reproduces(workspace, monkeypatch
     splits = pd.read_csv(workspace / params["paths"]["splits"])
     assert (splits.groupby("group")["split_grouped"].nunique() == 1).all()
     summary = json.loads((workspace / params["paths"]["audio_validation"] / "summary.json").read_text())
-    assert summary  # the validation summary exists and is JSON
+    assert summary["tracks"] == 50 and summary["failed_errors"] == []
+    assert summary["per_genre"] == {genre: 5 for genre in params["genres"]}
+    assert list((workspace / params["paths"]["audio_validation"]).rglob("data_docs/local_site/index.html"))
     assert "split" not in run_dvc(workspace, "status", "split").stdout
 
 
