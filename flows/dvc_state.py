@@ -2,10 +2,14 @@
 recording a stage's outputs in dvc.lock after the flow ran it in-process (as `dvc repro` would)."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import networkx as nx
+from dvc.lock import LockError
 from dvc.repo import Repo
 from dvc.stage import PipelineStage
 
@@ -22,27 +26,24 @@ def stage_layers(root: Path) -> list[list[str]]:
     return [layer for layer in layers if layer]
 
 
-def _target(root: Path, stage: str) -> str:
-    """An absolute `dvc.yaml:stage` target: DVC resolves bare names against the working directory."""
-    return f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"
+def _dvc(root: Path, *args: str) -> str:
+    """The DVC CLI in `root` (its own process: DVC resolves targets against the working directory)."""
+    with _DVC_LOCK:
+        result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        message = f"`dvc {' '.join(args)}` failed in {root}: {(result.stderr or result.stdout).strip()[-1500:]}"
+        raise LockError(message) if "lock" in result.stderr.lower() else RuntimeError(message)
+    return result.stdout
 
 
 def changes(root: Path, stage: str) -> dict:
-    """`dvc status <stage>`: empty when its deps, params and outs match dvc.lock."""
-    with _DVC_LOCK, Repo(str(root)) as repo:
-        return repo.status(targets=[_target(root, stage)])
+    """`dvc status --json <stage>`: empty when its deps, params and outs match dvc.lock."""
+    return json.loads(_dvc(root, "status", "--json", stage) or "{}")
 
 
 def commit(root: Path, stage: str) -> None:
     """`dvc commit --force <stage>`: hash the outputs into the cache and write the stage's dvc.lock entry."""
-    with _DVC_LOCK, Repo(str(root)) as repo:
-        repo.commit(_target(root, stage), force=True)
-
-
-def pipeline_status(root: Path) -> dict:
-    """`dvc status` of the whole project (pipeline stages and data.dvc)."""
-    with _DVC_LOCK, Repo(str(root)) as repo:
-        return repo.status()
+    _dvc(root, "commit", "--force", "--quiet", stage)
 
 
 def describe(changes: dict) -> str:

@@ -60,7 +60,7 @@ def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, An
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass next time (TRANSIENT); not a deliberate StageError, a bug or a missing stage."""
     error = state.result(raise_on_failure=False)
-    return not isinstance(error, StageFailed) or error.transient
+    return isinstance(error, TRANSIENT) or (isinstance(error, StageFailed) and error.transient)
 
 
 @task(name="dvc-stage", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False,
@@ -73,9 +73,11 @@ def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, An
         logger.info("%s is up to date: skipped", stage)
         return {"stage": stage, "action": "skipped", "seconds": 0.0}
     logger.info("%s changed (%s): running", stage, dvc_state.describe(changed))
-    function, started = stage_function(stage, params), time.perf_counter()
+    started = time.perf_counter()
     try:
-        summary = function(params)
+        summary = stage_function(stage, params)(params)
+    except StageFailed:
+        raise
     except StageError as exc:
         raise StageFailed(stage, str(exc), transient=False) from exc
     except Exception as exc:
@@ -100,12 +102,11 @@ def run_layer(layer: list[str], *, root: Path, params: dict[str, Any]) -> list[d
     with ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"]) as runner:
         futures = [runner.submit(stage_task, {"stage": stage, "root": root, "params": params}) for stage in layer]
         states = [future.wait() or future.state for future in futures]
-    failures = [state.result(raise_on_failure=False) for state in states if not state.is_completed()]
-    if len(failures) == 1 and isinstance(failures[0], StageFailed):
-        raise failures[0]
-    if failures:
-        raise StageFailed(", ".join(getattr(f, "stage", "?") for f in failures),
-                          "; ".join(getattr(f, "reason", str(f)) for f in failures), transient=False)
+    failed = {stage: state.result(raise_on_failure=False) for stage, state in zip(layer, states)
+              if not state.is_completed()}
+    if failed:
+        raise StageFailed(", ".join(failed), "; ".join(getattr(error, "reason", f"{type(error).__name__}: {error}")
+                                                       for error in failed.values()), transient=False)
     return [state.result() for state in states]
 
 

@@ -79,17 +79,32 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_duration_s: flo
     duration = samples.shape[0] / rate
     if min_duration_s is not None and duration < min_duration_s:
         raise AudioError(path, f"duration {duration:.2f} s is below the minimum of {min_duration_s} s")
-    mono = samples.mean(axis=1, dtype=np.float32)
-    return resample(mono, orig_sr=rate, target_sr=sample_rate)
+    # float64 downmix: the mean of float32 samples near the float32 maximum must not overflow to inf
+    mono = resample(samples.mean(axis=1, dtype=np.float64), orig_sr=rate, target_sr=sample_rate)
+    if not np.isfinite(mono).all():  # float files may hold huge (finite) values; resampling overshoots them
+        raise AudioError(path, "sample values too large: not finite after downmix and resampling")
+    return mono
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """A 1-D signal at `target_sr` as contiguous float32 (soxr, high quality)."""
     if orig_sr == target_sr:
         return np.ascontiguousarray(y, dtype=np.float32)
     import librosa  # imported lazily: numba start-up is not needed for same-rate loads
 
-    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which the caller reports as AudioError
+        return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    """libsndfile's first line without its "Error opening '<path>': " prefix (the path is named already)."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    if line.startswith("Error opening") and "': " in line:
+        line = line.split("': ", 1)[1]
+    # libsndfile says this when no decoder accepts the bytes of an existing regular file
+    if "not a regular file" in line:
+        line = "no decoder recognises the content"
+    return line[:200]

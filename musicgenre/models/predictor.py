@@ -89,6 +89,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, target.parent.stat().st_mode & 0o777)  # mkdtemp makes 0700; keep the parent's access
     try:
         yield tmp
         old = target.with_name(f".{target.name}.{os.getpid()}.old")

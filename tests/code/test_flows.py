@@ -10,6 +10,7 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.dvc_state import stage_layers
@@ -21,9 +22,9 @@ from tests.workspace import make_source, make_workspace, run_dvc
 
 pytestmark = pytest.mark.slow
 # 4 tracks per genre is the smallest slice the artist-grouped split can cut with 25 % test / 25 % valid;
-# one fast model keeps training short.
+# two fast models train in parallel (one DAG layer) and keep the run short.
 OVERRIDES = {"features.n_jobs": 2, "split.test_size": 0.25, "split.valid_size": 0.25,
-             "models.names": ["lr_bagging"], "orchestration.retry_backoff_s": 1}
+             "models.names": ["lr_bagging", "knn_bagging"], "orchestration.retry_backoff_s": 1}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def in_workspace(workspace, monkeypatch, prefect_api):
 
 async def _artifact(key: str):
     async with get_client() as client:
-        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                            sort=ArtifactSort.CREATED_DESC, limit=1)
     return found[0] if found else None
 
 
