@@ -251,11 +251,19 @@ def _mean_tempogram(onset: np.ndarray, window: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)[:, :n] * window
     energy = np.einsum("stk,stk->st", frames, frames)  # r_t[0], the peak util.normalize divides by
     weight = 1 / (np.where(energy < np.finfo(energy.dtype).tiny, 1, energy) * n)  # all-zero frame stays 0
-    gram = np.triu(np.matmul((frames * weight[..., None]).transpose(0, 2, 1), frames))
-    # rows of width + 1 over the flattened upper triangle put G[i, i + k] in column k
-    flat = np.zeros((len(onset), width * (width + 1)), dtype=gram.dtype)
-    flat[:, :width * width] = gram.reshape(len(onset), -1)
+    # G is written into rows of width + 1 (zero tail): once its lower triangle is zeroed, that layout
+    # puts G[i, i + k] in column k, so the superdiagonal sums are column sums
+    flat = np.empty((len(onset), width * (width + 1)), dtype=frames.dtype)
+    flat[:, width * width:] = 0
+    gram = flat[:, :width * width].reshape(len(onset), width, width)
+    np.matmul((frames * weight[..., None]).transpose(0, 2, 1), frames, out=gram)
+    gram *= _upper_triangle(width, frames.dtype)
     return flat.reshape(len(onset), width, width + 1).sum(axis=1, dtype=np.float64)[:, :width]
+
+
+@functools.lru_cache(maxsize=4)
+def _upper_triangle(width: int, dtype: np.dtype) -> np.ndarray:
+    return np.triu(np.ones((width, width), dtype=dtype))
 
 
 def _zcr(signals: np.ndarray, *, config: FeatureConfig) -> np.ndarray:

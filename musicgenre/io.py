@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +32,47 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside `target`; if the block succeeds it replaces `target` whole.
+
+    For a set of files that is one artifact (a DVC out folder): readers see the old set, then the
+    new one, never a mix; a killed writer leaves at most a hidden `.<name>.<pid>.*` folder, removed
+    by the next writer once its process is gone."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.old")
+        if target.exists():
+            os.replace(target, old)  # a directory cannot be renamed onto a non-empty one
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale(target: Path) -> None:
+    """Temp folders of `target` left by writers that were killed (their pid no longer runs)."""
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
+        if leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 from musicgenre.config import project_root, resolve
 from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_batch, to_tables
 from musicgenre.features import FeatureConfig
-from musicgenre.io import write_json, write_npy, write_parquet
+from musicgenre.io import atomic_dir, write_json, write_npy, write_parquet
 from stages._cli import StageError, run_stage
 
 
@@ -33,13 +33,17 @@ def featurize(params: dict[str, Any], *, extractor: Extractor | None = None) -> 
         raise StageError(f"no track could be featurized; first failures: {[vars(f) for f in failures[:5]]}")
     table, log_mel, index = to_tables(results, config)
     table.insert(1, "genre", table["track"].map(dict(zip(tracks["track"], tracks["genre"]))))
-    write_parquet(resolve(paths["features"]), table)
-    write_npy(resolve(paths["logmel"]), log_mel.astype(params["features"]["logmel_dtype"]))
-    write_parquet(resolve(paths["logmel_index"]), index)
     summary = {"tracks": len(results), "failed": [vars(f) for f in failures], "rows": len(table),
                "columns": table.shape[1], "logmel_shape": list(log_mel.shape),
                "seconds": round(elapsed, 2), "seconds_per_track": round(elapsed / len(items), 4)}
-    write_json(resolve(paths["features_dir"]) / "summary.json", summary)
+    out_dir = resolve(paths["features_dir"])
+    with atomic_dir(out_dir) as folder:  # the four files are one DVC out: published together or not at all
+        inside = {key: folder / resolve(paths[key]).relative_to(out_dir)
+                  for key in ("features", "logmel", "logmel_index")}
+        write_parquet(inside["features"], table)
+        write_npy(inside["logmel"], log_mel.astype(params["features"]["logmel_dtype"]))
+        write_parquet(inside["logmel_index"], index)
+        write_json(folder / "summary.json", summary)
     return summary
 
 

@@ -8,7 +8,6 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from musicgenre.ingest import build_manifest
@@ -77,17 +76,14 @@ def test_validation_measures_all_and_reports_every_failure(params, gtzan_copy, t
         if expected(name, "validate"):
             assert track in summary["checks"]["decodes"]["tracks"] and track in str(stopped.value)
     flags = {name: checks.loc[track] for name, track in gtzan_copy["tracks"].items()}
-    assert str(flags["silence"]["is_silent"]) == "True" and track_in(summary, "silence", gtzan_copy["tracks"]["silence"])
+    assert str(flags["silence"]["is_silent"]) == "True"
+    assert gtzan_copy["tracks"]["silence"] in summary["checks"]["silence"]["tracks"]
     for name in ("one_second", "truncated_wav", "ten_minutes"):
         assert str(flags[name]["is_off_duration"]) == "True", name
     for name in ("rate_8k", "rate_96k", "stereo_44k"):
         assert str(flags[name]["is_off_sample_rate"]) == "True", name
     assert str(flags["stereo_44k"]["is_off_channels"]) == "True"
     assert not (tmp_path / "validate" / "tracks.csv").exists()  # a stopped stage publishes no track list
-
-
-def track_in(summary: dict, check: str, track: str) -> bool:
-    return track in summary["checks"][check]["tracks"]
 
 
 def test_predict_scores_the_good_and_names_the_bad(registry, batch):
@@ -104,23 +100,20 @@ def test_predict_scores_the_good_and_names_the_bad(registry, batch):
 
 
 def test_scoring_flow_refuses_escapes_and_names_the_bad(registry, batch, tmp_path):
-    from monitoring.cli import EXIT_DRIFT, EXIT_OK, app
+    """monitoring.scoring (what the drift flow and `score-batch` run): refusals are stored with the batch."""
+    from monitoring.scoring import load_scoring_model, score_batch
     from monitoring.store import read_table
     local = copy.deepcopy(registry["params"])
-    local["monitoring"].update(store=str(tmp_path / "store"), reports=str(tmp_path / "reports"),
-                               workspace=str(tmp_path / "workspace"))
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(local))
-    result = CliRunner().invoke(app, ["score-batch", str(batch["folder"]), "--batch-id", "corpus", "--json",
-                                      "--params", str(params_file), "--tracking-uri", registry["uri"]])
-    assert result.exit_code in (EXIT_OK, EXIT_DRIFT), result.output
-    summary = json.loads(result.stdout)
-    rejected = {item["key"]: item["reason"] for item in summary["rejected"]}
+    local["monitoring"]["store"] = str(tmp_path / "store")
+    champion = load_scoring_model(params=local, tracking_uri=registry["uri"])
+    scored_batch = score_batch(folder=batch["folder"], params=local, champion=champion, batch_id="corpus")
+    rejected = {item.key: item.reason for item in scored_batch.rejected}
     scored = set(read_table(store=tmp_path / "store", table="predictions", batch_id="corpus")["file"])
     stored_rejections = read_table(store=tmp_path / "store", table="rejected", batch_id="corpus")
-    assert set(stored_rejections["key"]) == set(rejected)  # the run's report lists every failure
+    assert set(stored_rejections["key"]) == set(rejected)  # the batch's record lists every failure
     for name, path in batch["files"].items():
         key = path.relative_to(batch["folder"]).as_posix()
         assert (key in scored) != (key in rejected), f"{name}: must be scored xor refused"
         assert_outcome(name, "scoring", rejected.get(key, ""), filename=path.name)
-    assert summary["n_current"] == len(scored)
+    assert scored_batch.predictions["confidence"].between(0, 1).all()
+    assert batch["outside"].name not in " ".join(scored)  # the file behind the links was never scored
