@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lock benchmark serve
+.PHONY: install pipeline test lock benchmark serve drift dashboard
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -33,6 +33,13 @@ benchmark: install  # feature extractor vs naive librosa calls, throughput, serv
 
 serve: install  # scheduled deployments (weekly retraining, daily drift) on a Prefect server at 127.0.0.1:4200
 	$(BIN)/python -m flows.serve
+
+BATCH ?= ../shared/data/modern
+drift: install  # score BATCH (a folder of audio) with the champion, drift report vs GTZAN train; exit 3 on drift
+	$(BIN)/python -m monitoring.cli score-batch $(BATCH)
+
+dashboard: install  # the Evidently dashboards of the scored batches at http://127.0.0.1:8000
+	$(BIN)/evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port 8000
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^musicnn==' > requirements.lock.new && mv requirements.lock.new requirements.lock

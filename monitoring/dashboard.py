@@ -6,7 +6,6 @@ Serve it with `evidently ui --workspace monitoring/workspace --host 127.0.0.1 --
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
@@ -68,6 +67,3 @@ def add_batch(*, params: dict[str, Any], snapshot: Any, top_features: list[str])
         tabs=[DashboardTabModel(title=TAB, panels=[p.id for p in plots])], panels=plots))
     return str(ref.id)
 
-
-def workspace_path(*, params: dict[str, Any]) -> Path:
-    return resolve(params["monitoring"]["workspace"])

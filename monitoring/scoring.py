@@ -60,7 +60,9 @@ def champion_proba(*, champion: Champion, items: list[TrackFeatures], paths: lis
     """(files, genres) probabilities in champion.classes order."""
     inner = champion.model.unwrap_python_model()
     predictor = getattr(inner, "predictor", None)
-    if predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes:
+    # the shortcut reuses the batch's extracted features; a transfer model also needs the tagger embedding
+    if (predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes
+            and getattr(predictor, "embedding", None) is None):
         return np.asarray(predictor.predict_proba(items), dtype=float)
     out = champion.model.predict(pd.DataFrame({"path": paths}))
     return out[proba_columns(champion.classes)].to_numpy(dtype=float)

@@ -35,6 +35,7 @@ class TrackFeatures:
     track_vector: np.ndarray
     segment_vectors: np.ndarray
     log_mels: np.ndarray
+    embedding: np.ndarray | None = None  # pretrained-tagger embedding, only for predictors that need it
 
 
 @dataclass
@@ -44,15 +45,22 @@ class Failure:
     reason: str
 
 
-def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig, limits: Limits) -> TrackFeatures:
-    """Load, resample and extract one file; raises AudioError naming the file."""
+def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig, limits: Limits,
+                 embedding: Any = None) -> TrackFeatures:
+    """Load, resample and extract one file; raises AudioError naming the file. With an `embedding`
+    config (musicgenre.embeddings.EmbeddingConfig) the tagger embedding is computed too."""
     y = load_audio(path, sample_rate=config.sample_rate, min_duration_s=limits.min_duration_s,
                    max_duration_s=limits.max_duration_s, max_file_mb=limits.max_file_mb)
     try:
         track_vector, segment_vectors, log_mels = extract(y, config=config)
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
-    return TrackFeatures(key=key, track_vector=track_vector, segment_vectors=segment_vectors, log_mels=log_mels)
+    vector = None
+    if embedding is not None:  # TensorFlow is imported only when a transfer model asks for it
+        from musicgenre.embeddings import embed_file
+        vector = embed_file(path, config=embedding, limits=limits)
+    return TrackFeatures(key=key, track_vector=track_vector, segment_vectors=segment_vectors, log_mels=log_mels,
+                         embedding=vector)
 
 
 def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits) -> TrackFeatures | Failure:

@@ -37,6 +37,8 @@ TRACKING_ENV = "MLFLOW_TRACKING_URI"
 # what the pyfunc needs at load time; versions pinned to what it was logged with
 RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "skops", "xgboost-cpu", "librosa", "soundfile",
                     "filelock")
+# what some model families need on top (musicnn ships the tagger weights; install it with --no-deps)
+FAMILY_PACKAGES = {"deep": ("tensorflow",), "transfer": ("tensorflow", "musicnn")}
 
 
 class GenreClassifier(mlflow.pyfunc.PythonModel):
@@ -55,7 +57,8 @@ class GenreClassifier(mlflow.pyfunc.PythonModel):
         items, errors = {}, {}
         for index, path in enumerate(paths):
             try:  # one bad file must not stop the batch: its row carries the reason instead
-                items[index] = extract_file(path, key=str(index), config=self.config, limits=self.limits)
+                items[index] = extract_file(path, key=str(index), config=self.config, limits=self.limits,
+                                            embedding=self.predictor.embedding)  # None unless a transfer model
             except (ValueError, OSError) as exc:
                 errors[index] = str(exc)
         proba = np.full((len(paths), len(classes)), np.nan)
@@ -121,9 +124,9 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(*, family: str = "classic") -> list[str]:
     pins = []
-    for package in RUNTIME_PACKAGES:
+    for package in (*RUNTIME_PACKAGES, *FAMILY_PACKAGES.get(family, ())):
         try:
             pins.append(f"{package}=={metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -161,10 +164,12 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
     features = FeatureConfig.from_params(params).as_dict()
     with mlflow.start_run(experiment_id=exp, run_name=f"{meta['model']}-{meta['protocol']}"):
         mlflow.log_params({**flatten("model", meta["params"]), **flatten("features", features),
+                           **flatten("embeddings", meta.get("embeddings", {})),  # transfer models only
                            "model.name": meta["model"], "model.input": meta["input"],
                            "protocol": meta["protocol"], "n_train_tracks": meta["n_train_tracks"]})
         mlflow.log_metrics({f"{split}_{name}": value for split in ("valid", "test")
                             for name, value in scores.get(split, {}).items()})
+        mlflow.log_metrics({name: value for name, value in scores.items() if name.startswith("cv_")})
         lineage = {"git_commit": git_commit(), "data_md5": data_md5(), "valid_fingerprint": fingerprint,
                    "model": meta["model"], "protocol": meta["protocol"]}
         mlflow.set_tags(lineage)
@@ -172,7 +177,7 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model_dir": str(model_dir)},
             model_config={"features": features, "limits": params["limits"]},
-            signature=signature(classes=params["genres"]), pip_requirements=pip_requirements(),
+            signature=signature(classes=params["genres"]), pip_requirements=pip_requirements(family=meta["family"]),
             registered_model_name=settings["model_name"])
     version = str(info.registered_model_version)
     for key, value in {**lineage, f"valid_{settings['metric']}": scores["valid"][settings["metric"]]}.items():

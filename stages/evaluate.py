@@ -5,12 +5,14 @@ from pathlib import Path
 from typing import Any
 
 from musicgenre.config import resolve
+from musicgenre.crossval import cross_validate
 from musicgenre.evaluation import (confusion_pairs, evaluate_predictions, load_run, misclassifications,
                                    plot_confusion)
 from musicgenre.io import write_csv, write_json, write_text
 from stages._cli import StageError, run_stage
 
 SCALARS = ("accuracy", "macro_f1", "log_loss")
+CV_PROTOCOL = "grouped"  # the cross-validation is artist-grouped: its numbers sit beside that protocol's
 
 
 def model_dirs(*, models_dir: Path) -> list[Path]:
@@ -35,13 +37,14 @@ def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:
 
 def summary_table(*, metrics: dict[str, dict[str, Any]], protocols: list[str]) -> str:
     """Markdown: one row per model, the protocols side by side (grouped vs random = leakage)."""
-    header = ["model"] + [f"{protocol} {column}" for protocol in protocols
+    header = ["model", "grouped CV acc (mean ± std)", "grouped CV F1 (mean ± std)"]
+    header += [f"{protocol} {column}" for protocol in protocols
                           for column in ("test acc", "test F1", "valid acc", "valid F1", "train-test gap")]
     leakage = {"grouped", "random"} <= set(protocols)
     header += ["random − grouped test acc"] if leakage else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model, by_protocol in sorted(metrics.items()):
-        cells = [model]
+        cells = [model, *cv_cells(by_protocol.get(CV_PROTOCOL, {}))]
         for protocol in protocols:
             m = by_protocol.get(protocol, {})
             values = [m.get("test", {}).get("accuracy"), m.get("test", {}).get("macro_f1"),
@@ -53,6 +56,44 @@ def summary_table(*, metrics: dict[str, dict[str, Any]], protocols: list[str]) -
             cells.append("–" if None in accs else f"{accs[0] - accs[1]:+.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cv_cells(scores: dict[str, Any]) -> list[str]:
+    """'mean ± std' of the grouped CV accuracy and macro-F1, or '–' when not cross-validated."""
+    return [f"{scores[f'cv_{m}_mean']:.3f} ± {scores[f'cv_{m}_std']:.3f}" if f"cv_{m}_mean" in scores else "–"
+            for m in ("accuracy", "macro_f1")]
+
+
+def skip_reason(*, family: str | None) -> str:
+    if family is None:
+        return "not configured in params.models, so it cannot be refitted"
+    if family == "deep":  # measured: ~140 s per fit, so folds x repeats refits would take ~35 min per model
+        return ("deep: one fit takes minutes on the shared 2-core CPU; add `deep` to evaluate.cv_families "
+                "(and lower its epochs) to include it")
+    return f"family {family!r} not in evaluate.cv_families"
+
+
+def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Grouped CV of each model whose family is in evaluate.cv_families (in parallel worker processes);
+    the others get the reason they were skipped."""
+    from joblib import Parallel, delayed
+
+    from musicgenre.embeddings import EmbeddingConfig
+    from musicgenre.models.data import load_tables
+    settings, configured = params["evaluate"], params["models"]
+    skipped = {model: skip_reason(family=configured.get(model, {}).get("family")) for model in models
+               if configured.get(model, {}).get("family") not in settings["cv_families"]}
+    chosen = [model for model in models if model not in skipped]
+    if not chosen:
+        return {}, skipped
+    transfer = any(configured[model]["family"] == "transfer" for model in chosen)
+    tables = load_tables(params=params, embeddings=transfer)
+    embedding = EmbeddingConfig.from_params(params) if transfer else None
+    jobs = (delayed(cross_validate)(name=model, settings=configured[model], tables=tables, classes=params["genres"],
+                                    seed=params["seed"], folds=settings["cv_folds"], repeats=settings["cv_repeats"],
+                                    threads=params["train"]["threads"], embedding=embedding) for model in chosen)
+    results = Parallel(n_jobs=settings["cv_n_jobs"])(jobs)
+    return dict(zip(chosen, results)), skipped
 
 
 def misclassification_markdown(*, report: dict[str, list[dict[str, Any]]], limit: int) -> str:
@@ -85,6 +126,15 @@ def score_run(*, model_dir: Path, settings: dict[str, Any], genres: list[str], o
     return meta, result, misclassifications(frame=test, classes=genres, top_k=settings["top_k"])
 
 
+def cv_note(*, settings: dict[str, Any], skipped: dict[str, str]) -> str:
+    """How the CV columns were computed, and which models were not cross-validated and why."""
+    note = (f"grouped CV = {settings['cv_folds']}-fold artist-grouped cross-validation x {settings['cv_repeats']} "
+            "repeats over all split tracks, each model refitted per fold; mean ± std over the folds.\n")
+    if skipped:
+        note += "CV skipped for: " + "; ".join(f"{model} ({why})" for model, why in sorted(skipped.items())) + ".\n"
+    return note
+
+
 def evaluate(params: dict[str, Any]) -> dict[str, Any]:
     """Score every trained model on train/valid/test under both protocols; write the reports."""
     settings, genres = params["evaluate"], params["genres"]
@@ -98,6 +148,10 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
         details.setdefault(meta["model"], {})[meta["protocol"]] = result
         errors[f"{meta['model']} ({meta['protocol']})"] = wrong
     protocols = sorted({protocol for by_protocol in metrics.values() for protocol in by_protocol})
+    cv, skipped = cross_validation(params, models=sorted(m for m in metrics if CV_PROTOCOL in metrics[m]))
+    for model, scores in cv.items():
+        metrics[model][CV_PROTOCOL].update(scores)
+        details[model][CV_PROTOCOL]["cv"] = scores
     write_json(out / "metrics.json", metrics)
     write_json(out / "details.json", details)
     write_json(out / "misclassifications.json", errors)
@@ -105,7 +159,8 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
                misclassification_markdown(report=errors, limit=settings["top_confusions"]))
     write_text(out / "summary.md", "# Model evaluation (track level)\n\n"
                + summary_table(metrics=metrics, protocols=protocols) + "\n\n"
-               + "grouped = artist-disjoint splits; random = stratified random (artist leakage inflates it).\n")
+               + "grouped = artist-disjoint splits; random = stratified random (artist leakage inflates it).\n"
+               + cv_note(settings=settings, skipped=skipped))
     return metrics
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 import typer
 
 from musicgenre.config import load_params, resolve
+from musicgenre.embeddings import EmbeddingConfig
 from musicgenre.io import write_json, write_parquet
-from musicgenre.models import Predictor, fit_predictor, load_predictor
+from musicgenre.models import Predictor, fit_predictor, load_predictor, model_names
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
 from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE, atomic_dir
 from stages._cli import StageError
@@ -25,9 +26,9 @@ from stages._cli import StageError
 
 def train(params: dict[str, Any], *, model: str) -> dict[str, Any]:
     """Train `model` under each protocol; returns per protocol the track accuracy of each split."""
-    if model not in params["models"]["names"]:
-        raise StageError(f"unknown model {model!r}; params.models.names lists {params['models']['names']}")
-    tables = load_tables(params=params)
+    if model not in model_names(params):
+        raise StageError(f"unknown model {model!r}; params.models names/transfer_names list {model_names(params)}")
+    tables = load_tables(params=params, embeddings=params["models"][model]["family"] == "transfer")
     target = resolve(params["paths"]["models"]) / model
     return {protocol: train_protocol(params, model=model, tables=tables, protocol=protocol,
                                      target=target / protocol)
@@ -45,13 +46,18 @@ def train_protocol(params: dict[str, Any], *, model: str, tables: Tables, protoc
     labels = split["genre"].map(genres.index).to_numpy()
     items = track_features(tables=tables, tracks=split["track"])
     part = {name: (split["split"] == name).to_numpy() for name in ("train", "valid")}
+    transfer = settings["family"] == "transfer"
+    embedding = EmbeddingConfig.from_params(params) if transfer else None
     started = time.perf_counter()
     predictor = fit_predictor(
         name=model, settings=settings, seed=params["seed"], classes=genres, threads=params["train"]["threads"],
         train_items=[i for i, keep in zip(items, part["train"]) if keep], train_labels=labels[part["train"]],
-        valid_items=[i for i, keep in zip(items, part["valid"]) if keep], valid_labels=labels[part["valid"]])
+        valid_items=[i for i, keep in zip(items, part["valid"]) if keep], valid_labels=labels[part["valid"]],
+        embedding=embedding)
     meta = {"model": model, "family": settings["family"], "input": predictor.input, "protocol": protocol,
-            "classes": genres, "feature_columns": tables.feature_columns if settings["family"] == "classic" else [],
+            "classes": genres,
+            "feature_columns": tables.feature_columns if settings["family"] in ("classic", "transfer") else [],
+            **({"embeddings": embedding.as_dict()} if transfer else {}),
             "train_seconds": round(time.perf_counter() - started, 3), "params": settings,
             "n_train_tracks": int(part["train"].sum()), "seed": params["seed"]}
     predictions = write_model_dir(target=target, predictor=predictor, meta=meta, split=split, items=items)
@@ -84,7 +90,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 
 @app.command()
-def main(model: str = typer.Option(..., "--model", help="a name from params.models.names"),
+def main(model: str = typer.Option(..., "--model", help="a name from params.models.names or transfer_names"),
          params: Optional[Path] = typer.Option(None, help="params.yaml to read (default: the project's)")) -> None:
     try:
         summary = train(load_params(params), model=model)

@@ -25,10 +25,12 @@ class Tables:
     logmel_index: pd.DataFrame  # track, segment
     splits: pd.DataFrame        # track, genre, split_<protocol> ...
     feature_columns: list[str]
+    embeddings: pd.DataFrame | None = None  # track, emb_* (the embed stage), read for transfer models only
 
 
-def load_tables(*, params: dict[str, Any]) -> Tables:
-    """Read the feature table, the log-mel stack and the splits named in params.paths."""
+def load_tables(*, params: dict[str, Any], embeddings: bool = False) -> Tables:
+    """Read the feature table, the log-mel stack and the splits named in params.paths (and the
+    tagger embeddings when asked: only transfer models need them)."""
     paths = params["paths"]
     columns = feature_names(FeatureConfig.from_params(params))
     features = pd.read_parquet(resolve(paths["features"]))
@@ -37,7 +39,8 @@ def load_tables(*, params: dict[str, Any]) -> Tables:
         raise ValueError(f"{resolve(paths['features'])} lacks feature columns {missing[:5]}")
     return Tables(features=features, logmel=np.load(resolve(paths["logmel"])),
                   logmel_index=pd.read_parquet(resolve(paths["logmel_index"])),
-                  splits=pd.read_csv(resolve(paths["splits"])), feature_columns=columns)
+                  splits=pd.read_csv(resolve(paths["splits"])), feature_columns=columns,
+                  embeddings=pd.read_parquet(resolve(paths["embeddings"])).set_index("track") if embeddings else None)
 
 
 def protocol_split(*, tables: Tables, protocol: str) -> pd.DataFrame:
@@ -65,5 +68,16 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
         own_mels = own_mels[np.argsort(mel_segments[own_mels])]
         items.append(TrackFeatures(key=track, track_vector=values[own[segments[own] == -1][0]],
                                    segment_vectors=values[own[segments[own] >= 0]],
-                                   log_mels=tables.logmel[own_mels].astype(np.float32)))
+                                   log_mels=tables.logmel[own_mels].astype(np.float32),
+                                   embedding=track_embedding(tables=tables, track=track)))
     return items
+
+
+def track_embedding(*, tables: Tables, track: str) -> np.ndarray | None:
+    """The track's tagger embedding (emb_* columns in order), None when embeddings were not loaded."""
+    if tables.embeddings is None:
+        return None
+    if track not in tables.embeddings.index:
+        raise KeyError(f"track {track!r} has no row in the embeddings table (run the embed stage)")
+    columns = [c for c in tables.embeddings.columns if c.startswith("emb_")]
+    return tables.embeddings.loc[track, columns].to_numpy(np.float64)

@@ -26,6 +26,7 @@ class Predictor(ABC):
     """Per-track genre probabilities in `classes` order; subclasses know their inputs and files."""
 
     family: str
+    embedding: Any = None  # an EmbeddingConfig when the model needs TrackFeatures.embedding (transfer models)
 
     def __init__(self, *, classes: list[str], input: str):
         self.classes = list(classes)
@@ -61,6 +62,9 @@ def load_predictor(model_dir: Path) -> Predictor:
     if meta.get("family") == "deep":
         from musicgenre.models.deep import DeepPredictor  # TensorFlow only when a deep model is asked for
         return DeepPredictor.load(model_dir, meta)
+    if meta.get("family") == "transfer":
+        from musicgenre.models.transfer import TransferPredictor
+        return TransferPredictor.load(model_dir, meta)
     raise ValueError(f"{meta_path}: unknown model family {meta.get('family')!r}")
 
 
