@@ -21,8 +21,6 @@ from flows.extraction import map_extraction, task_runner
 from flows.report import publish_report
 from musicgenre import datasource
 from musicgenre.config import load_params, project_root
-from musicgenre.extraction import Limits
-from musicgenre.features import FeatureConfig
 from stages._cli import StageError
 
 # What may pass on a second try: I/O hiccups, a busy DVC lock. Anything else fails at once.
@@ -48,13 +46,13 @@ def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, An
     defined_here = [fn for fn in candidates if callable(fn) and getattr(fn, "__module__", "") == module.__name__]
     if not defined_here:
         raise StageFailed(stage, f"stages.{name} defines no function {name}(params)", transient=False)
+    function = defined_here[0]
     if name == "featurize":  # the same stage function, its track map on the task runner params choose
-        runner = task_runner(params)
-        defined_here[0] = partial(defined_here[0], extractor=partial(
-            map_extraction, runner=runner, retries=params["orchestration"]["extract_retries"]))
+        function = partial(function, extractor=partial(map_extraction, runner=task_runner(params),
+                                                       retries=params["orchestration"]["extract_retries"]))
     if key:
-        return partial(defined_here[0], **{params["orchestration"]["foreach_keyword"][name]: key})
-    return defined_here[0]
+        function = partial(function, **{params["orchestration"]["foreach_keyword"][name]: key})
+    return function
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -57,6 +57,15 @@ class TransferPredictor(ClassicPredictor):
                    embedding=EmbeddingConfig(**meta["embeddings"]))
 
 
+def capped_calibration(*, hyper: dict[str, Any], labels: np.ndarray) -> dict[str, Any]:
+    """One row per track: an artist-grouped fold can leave a genre with only 3 training tracks (one
+    artist holds 10 of the 13 classical tracks), and calibration needs every genre in every fold."""
+    if "calibration_folds" not in hyper:
+        return hyper
+    smallest = int(np.bincount(labels)[np.bincount(labels) > 0].min())
+    return {**hyper, "calibration_folds": max(2, min(hyper["calibration_folds"], smallest))}
+
+
 def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
                  train_items: list[TrackFeatures], train_labels: np.ndarray,
                  embedding: EmbeddingConfig) -> TransferPredictor:
@@ -64,8 +73,8 @@ def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: lis
     if settings["estimator"] not in BUILDERS:
         raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(BUILDERS)}")
     rows = transfer_matrix(items=train_items, input=settings["input"])
-    pipeline = Pipeline([("scale", StandardScaler()),
-                         ("model", BUILDERS[settings["estimator"]](settings["hyper"], seed))])
+    hyper = capped_calibration(hyper=settings["hyper"], labels=np.asarray(train_labels))
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", BUILDERS[settings["estimator"]](hyper, seed))])
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, np.asarray(train_labels))
     return TransferPredictor(pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding)

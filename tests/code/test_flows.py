@@ -22,9 +22,10 @@ from tests.workspace import make_source, make_workspace, run_dvc
 
 pytestmark = pytest.mark.slow
 # 4 tracks per genre is the smallest slice the artist-grouped split can cut with 25 % test / 25 % valid;
-# two fast models train in parallel (one DAG layer) and keep the run short.
+# two fast models train in parallel (one DAG layer); a 2-fold single-repeat CV in evaluate keeps the run short.
 OVERRIDES = {"features.n_jobs": 2, "split.test_size": 0.25, "split.valid_size": 0.25,
-             "models.names": ["lr_bagging", "knn_bagging"], "orchestration.retry_backoff_s": 1}
+             "models.names": ["lr_bagging", "knn_bagging"], "evaluate.cv_folds": 2, "evaluate.cv_repeats": 1,
+             "orchestration.retry_backoff_s": 1}
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from musicgenre.audio import AudioError, load_audio
 
 # (format, subtype, extension) libsndfile writes; the loader must read all of them
 CONTAINERS = [("WAV", "PCM_16", "wav"), ("WAV", "PCM_U8", "wav"), ("WAV", "PCM_24", "wav"), ("WAV", "PCM_32", "wav"),
               ("WAV", "FLOAT", "wav"), ("WAV", "DOUBLE", "wav"), ("FLAC", "PCM_16", "flac"), ("FLAC", "PCM_S8", "flac"),
-              ("OGG", "VORBIS", "ogg"), ("AU", "PCM_16", "au"), ("AIFF", "PCM_S8", "aiff"), ("MP3", "MPEG_LAYER_III", "mp3")]
+              ("OGG", "VORBIS", "ogg"), ("AU", "PCM_16", "au"), ("AIFF", "PCM_S8", "aiff"),
+              ("MP3", "MPEG_LAYER_III", "mp3")]
 CONTAINERS = [c for c in CONTAINERS if c[0] in sf.available_formats()]
 RATES = [1000, 8000, 11025, 16000, 22050, 44100, 48000, 96000]
 
@@ -28,7 +29,8 @@ def audio_files(draw):
     channels = draw(st.integers(1, 2 if fmt in ("MP3", "OGG") else 6))
     frames = draw(st.integers(0, int(rate * 1.5)))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["noise", "silence", "loud", "dc", "specials"]))
+    # out-of-range and NaN/inf samples only into WAV: the MP3/Vorbis/FLAC encoders abort() on them
+    kind = draw(st.sampled_from(["noise", "silence", "dc"] + (["loud", "specials"] if fmt == "WAV" else [])))
     y = rng.uniform(-1, 1, (frames, channels))
     if kind == "silence":
         y[:] = 0.0
@@ -42,7 +44,7 @@ def audio_files(draw):
     return fmt, subtype, ext, rate, np.asarray(y, dtype=dtype), draw(st.sampled_from([16000, 22050, 44100]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=audio_files())
 def test_loader_returns_finite_mono_float32_or_audio_error(case):
     fmt, subtype, ext, rate, y, target = case
@@ -51,19 +53,23 @@ def test_loader_returns_finite_mono_float32_or_audio_error(case):
         try:
             with np.errstate(all="ignore"):
                 sf.write(path, y, rate, format=fmt, subtype=subtype)
-        except (sf.LibsndfileError, RuntimeError, ValueError):
-            path.write_bytes(b"")  # the encoder refused (e.g. an Opus/MP3 rate): an empty upload instead
+        except (sf.LibsndfileError, RuntimeError, ValueError, AssertionError):
+            # the encoder refused (a rate MP3 lacks, NaN into FLAC): load whatever it left, or an empty upload
+            if not path.exists():
+                path.write_bytes(b"")
         try:
             out = load_audio(path, sample_rate=target)
         except AudioError as exc:
             assert exc.path == str(path) and str(path) in str(exc) and exc.reason
+            event(f"AudioError: {exc.reason.split('(')[0].split(' ')[0]}")
             return
-    assert out.dtype == np.float32 and out.ndim == 1 and np.isfinite(out).all()
-    native = sf.info(str(path)).frames if path.exists() else None
-    decoded = len(out)
-    assert decoded > 0
-    # length follows the rate change (the decoder may pad or trim a compressed stream's edges)
-    assert native is None or abs(decoded - round(native * target / rate)) <= max(2, 0.1 * decoded) or fmt in ("MP3", "OGG")
+        info = sf.info(str(path))
+        expected = round(info.frames * target / info.samplerate)
+    event(f"loaded {fmt}")
+    assert out.dtype == np.float32 and out.ndim == 1 and len(out) > 0 and np.isfinite(out).all()
+    # the length follows the rate change; a compressed stream's decoder may pad or trim its edges
+    tolerance = max(2, 0.1 * expected) if fmt in ("MP3", "OGG") else 2
+    assert abs(len(out) - expected) <= tolerance, (len(out), expected)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])

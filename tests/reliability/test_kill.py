@@ -112,7 +112,8 @@ def test_kill_while_publishing_keeps_a_complete_set(workspace, monkeypatch):
     params = load_params(workspace / "params.yaml")
     features_dir = workspace / params["paths"]["features_dir"]
     before = read_set(features_dir, params)
-    temp = lambda: [p for p in features_dir.parent.iterdir() if p.name.startswith(f".{features_dir.name}.")]  # noqa: E731
+    prefix = f".{features_dir.name}."
+    temp = lambda: [p for p in features_dir.parent.iterdir() if p.name.startswith(prefix)]  # noqa: E731
     process = start_featurize(workspace)
     caught = wait_until(lambda: bool(temp()), process=process, poll_s=0.0005)
     assert caught, "featurize finished before its temp folder was seen: the kill did not land mid-publish"
