@@ -111,6 +111,7 @@ def test_kill_while_publishing_keeps_a_complete_set(workspace, monkeypatch):
     from stages.featurize import featurize
     params = load_params(workspace / "params.yaml")
     features_dir = workspace / params["paths"]["features_dir"]
+    run_dvc(workspace, "repro", "featurize")  # a previous complete set (a no-op after the test above)
     before = read_set(features_dir, params)
     prefix = f".{features_dir.name}."
     temp = lambda: [p for p in features_dir.parent.iterdir() if p.name.startswith(prefix)]  # noqa: E731
