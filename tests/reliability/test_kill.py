@@ -112,10 +112,10 @@ def test_kill_while_publishing_keeps_a_complete_set(workspace, monkeypatch):
     params = load_params(workspace / "params.yaml")
     features_dir = workspace / params["paths"]["features_dir"]
     run_dvc(workspace, "repro", "featurize")  # a previous complete set (a no-op after the test above)
-    before = read_set(features_dir, params)
     prefix = f".{features_dir.name}."
     temp = lambda: [p for p in features_dir.parent.iterdir() if p.name.startswith(prefix)]  # noqa: E731
     for _attempt in range(3):  # the publish window is short: on a fast idle machine try again
+        before = read_set(features_dir, params)
         process = start_featurize(workspace)
         caught = wait_until(lambda: bool(temp()), process=process, poll_s=0.0005)
         if caught:
