@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lock benchmark serve drift dashboard
+.PHONY: install chromium pipeline test lock benchmark serve drift dashboard
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -25,7 +25,11 @@ pipeline: install
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
 
-test: install
+# the dashboard test drives a real headless Chromium (Debian's package); installed here when missing
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install chromium
 	$(BIN)/python -m pytest
 
 benchmark: install  # feature extractor vs naive librosa calls, throughput, serving: writes BENCHMARKS.md
