@@ -23,7 +23,8 @@ def cv_tracks(*, tables: Tables) -> pd.DataFrame:
     splits = tables.splits
     kept = splits[[c for c in splits.columns if c.startswith("split_")]].isin(SPLITS).any(axis=1)
     # the split table's `group` is already the artist key (artist:<id> or track:<id>)
-    return splits.loc[kept, ["track", "genre", "group"]].rename(columns={"group": "artist_group"}).reset_index(drop=True)
+    tracks = splits.loc[kept, ["track", "genre", "group"]].rename(columns={"group": "artist_group"})
+    return tracks.reset_index(drop=True)
 
 
 def fold_scores(*, truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -20,6 +22,15 @@ from musicgenre.models.classic import BUILDERS, ClassicPredictor
 from musicgenre.models.predictor import normalise_rows
 
 INPUTS = ("embedding", "embedding+track")
+
+
+def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
+    # probabilistic by itself: no calibration folds, so a genre with one training track still fits
+    return LogisticRegression(C=h["C"], max_iter=h["max_iter"], class_weight="balanced", random_state=seed)
+
+
+# settings.estimator: the classic models' builders (e.g. svm) or a plain logistic regression
+ESTIMATORS = {**BUILDERS, "logistic": _logistic}
 
 
 def transfer_matrix(*, items: list[TrackFeatures], input: str) -> np.ndarray:
@@ -70,11 +81,11 @@ def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: lis
                  train_items: list[TrackFeatures], train_labels: np.ndarray,
                  embedding: EmbeddingConfig) -> TransferPredictor:
     """Standardise the embedding rows and fit the configured classic estimator (settings.estimator)."""
-    if settings["estimator"] not in BUILDERS:
-        raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(BUILDERS)}")
+    if settings["estimator"] not in ESTIMATORS:
+        raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(ESTIMATORS)}")
     rows = transfer_matrix(items=train_items, input=settings["input"])
     hyper = capped_calibration(hyper=settings["hyper"], labels=np.asarray(train_labels))
-    pipeline = Pipeline([("scale", StandardScaler()), ("model", BUILDERS[settings["estimator"]](hyper, seed))])
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", ESTIMATORS[settings["estimator"]](hyper, seed))])
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, np.asarray(train_labels))
     return TransferPredictor(pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding)

@@ -82,12 +82,12 @@ def test_transfer_beats_classic_features_under_grouped_cv(params, embedding, tab
     """Same folds (5 artist-grouped folds, one repeat) for every model; the two fastest classic models
     as configured keep the test short (evaluate's report has every classic model's CV)."""
     models = params["models"]
-    candidates = {name: models[name] for name in ("transfer_svm", "transfer_concat", "lr_bagging", "knn_bagging")}
+    candidates = {name: models[name] for name in ("transfer_logreg", "transfer_concat", "lr_bagging", "knn_bagging")}
     scores = {name: cross_validate(name=name, settings=settings, tables=tables, classes=params["genres"],
                                    seed=params["seed"], folds=5, repeats=1, threads=1, embedding=embedding)
               for name, settings in candidates.items()}
     best_classic = max(scores[m]["cv_accuracy_mean"] for m in ("lr_bagging", "knn_bagging"))
-    assert scores["transfer_svm"]["cv_accuracy_mean"] > best_classic, scores
+    assert scores["transfer_logreg"]["cv_accuracy_mean"] > best_classic, scores
     assert scores["transfer_concat"]["cv_accuracy_mean"] > best_classic, scores
     assert all(s["cv_fits"] == 5 and s["cv_tracks"] == len(tables.splits) for s in scores.values())
 
@@ -100,8 +100,8 @@ def test_transfer_champion_predicts_from_raw_audio(params, tables, gtzan_manifes
     local["register"].update(tracking_uri=uri, artifact_dir=str(tmp_path / "mlartifacts"),
                              report_dir=str(tmp_path / "reports"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # never the project's own registry
-    summary = train(local, model="transfer_svm")
-    model_dir = tmp_path / "models" / "transfer_svm" / "grouped"
+    summary = train(local, model="transfer_logreg")
+    model_dir = tmp_path / "models" / "transfer_logreg" / "grouped"
     predictions = pd.read_parquet(model_dir / "predictions.parquet")
     scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=local["genres"],
                                                  splits=["train", "valid", "test"]))
