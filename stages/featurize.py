@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from musicgenre.config import project_root, resolve
+from musicgenre.config import resolve
 from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_batch, to_tables
 from musicgenre.features import FeatureConfig
 from musicgenre.io import atomic_dir, write_json, write_npy, write_parquet

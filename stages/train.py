@@ -20,7 +20,8 @@ from musicgenre.embeddings import EmbeddingConfig
 from musicgenre.io import write_json, write_parquet
 from musicgenre.models import Predictor, fit_predictor, load_predictor, model_names
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
-from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE, atomic_dir
+from musicgenre.io import atomic_dir
+from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE
 from stages._cli import StageError
 
 

@@ -2,6 +2,7 @@
 for integration tests that run real DVC, Prefect or stage code without touching the checkout."""
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -52,6 +53,14 @@ def make_workspace(folder: Path, *, source: Path, overrides: dict[str, Any] | No
                  ["remote", "add", "-d", "local", str(folder.parent / "dvc-remote")]):
         run_dvc(folder, *args)
     return folder
+
+
+def local_registry(params: dict[str, Any], root: Path) -> tuple[str, dict[str, Any]]:
+    """A sqlite MLflow registry under `root` and params pointing at it (never the project's mlflow.db)."""
+    local = copy.deepcopy(params)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    local["register"].update(tracking_uri=uri, artifact_dir=str(root / "mlartifacts"), report_dir=str(root / "reports"))
+    return uri, local
 
 
 def run_dvc(folder: Path, *args: str) -> subprocess.CompletedProcess:

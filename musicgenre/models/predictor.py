@@ -5,14 +5,10 @@ rebuilds the right Predictor from meta.json, so evaluation, registration and ser
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -85,21 +81,3 @@ def normalise_rows(proba: np.ndarray) -> np.ndarray:
     """Rows summing exactly to 1 (float32 softmax and averaging drift by ~1e-7)."""
     proba = np.clip(np.asarray(proba, np.float64), 0.0, None)
     return proba / proba.sum(axis=1, keepdims=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temp directory beside `target`; swap it onto `target` only if the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, target.parent.stat().st_mode & 0o777)  # mkdtemp makes 0700; keep the parent's access
-    try:
-        yield tmp
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        if target.exists():
-            os.replace(target, old)  # a directory cannot be renamed onto a non-empty one
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,6 @@
 """The model tests' shared temporary MLflow registry (session scope: built once for all model tests)."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -14,9 +13,24 @@ from musicgenre.models.classic import fit_classic
 from musicgenre.models.data import load_tables, protocol_split, track_features
 from musicgenre.registry import register
 from stages.evaluate import scalar_metrics
+from tests.workspace import local_registry
 
 SMALL_LR = {"input": "track", "hyper": {"C": 0.1, "max_iter": 300, "n_estimators": 3, "max_samples": 1.0,
                                          "max_features": 1.0, "n_jobs": 1}}
+
+
+@pytest.fixture(scope="session")
+def grouped(params):
+    """The real grouped split as train / valid / test / held_out (valid + test) pairs of
+    (TrackFeatures list, genre-index labels), plus the tables they come from."""
+    tables = load_tables(params=params)
+    split = protocol_split(tables=tables, protocol="grouped")
+    items = track_features(tables=tables, tracks=split["track"])
+    labels = split["genre"].map(params["genres"].index).to_numpy()
+    masks = {name: (split["split"] == name).to_numpy() for name in ("train", "valid", "test")}
+    masks["held_out"] = ~masks["train"]
+    pairs = {name: ([item for item, keep in zip(items, mask) if keep], labels[mask]) for name, mask in masks.items()}
+    return {**pairs, "tables": tables}
 
 
 def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: bool) -> tuple[Path, dict]:
@@ -47,10 +61,7 @@ def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: 
 def registry(params, tmp_path_factory):
     """A temp registry where a near-chance model, then a real one, then the near-chance again are registered."""
     root = tmp_path_factory.mktemp("registry")
-    local = copy.deepcopy(params)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    local["register"].update(tracking_uri=uri, artifact_dir=str(root / "mlartifacts"),
-                             report_dir=str(root / "reports"))
+    uri, local = local_registry(params, root)
     tables = load_tables(params=local)
     bad_dir, bad = write_model(params=local, tables=tables, root=root / "models", name="chance", shuffle_labels=True)
     good_dir, good = write_model(params=local, tables=tables, root=root / "models", name="lr", shuffle_labels=False)

@@ -9,23 +9,10 @@ import pytest
 
 from musicgenre.extraction import TrackFeatures
 from musicgenre.models import fit_predictor, load_predictor
-from musicgenre.models.data import load_tables, protocol_split, track_features
 from musicgenre.models.predictor import META_FILE
 from musicgenre.io import write_json
 
 CHANCE = 0.1
-
-
-@pytest.fixture(scope="module")
-def grouped(params):
-    """Real train and held-out (valid + test) tracks of the grouped protocol, labels as genre indices."""
-    tables = load_tables(params=params)
-    split = protocol_split(tables=tables, protocol="grouped")
-    items = track_features(tables=tables, tracks=split["track"])
-    labels = split["genre"].map(params["genres"].index).to_numpy()
-    train = (split["split"] == "train").to_numpy()
-    pick = lambda mask: ([i for i, keep in zip(items, mask) if keep], labels[mask])  # noqa: E731
-    return {"train": pick(train), "held_out": pick(~train), "tables": tables}
 
 
 def fit(params, grouped, *, name: str, input: str):

@@ -5,25 +5,12 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pytest
 
 from musicgenre.io import write_json
 from musicgenre.models import fit_predictor, load_predictor
-from musicgenre.models.data import load_tables, protocol_split, track_features
 from musicgenre.models.predictor import META_FILE
 
 CHANCE = 0.1
-
-
-@pytest.fixture(scope="module")
-def grouped(params):
-    """Real grouped split: train / valid / test TrackFeatures with genre-index labels."""
-    tables = load_tables(params=params)
-    split = protocol_split(tables=tables, protocol="grouped")
-    items = track_features(tables=tables, tracks=split["track"])
-    labels = split["genre"].map(params["genres"].index).to_numpy()
-    return {name: ([i for i, s in zip(items, split["split"]) if s == name], labels[(split["split"] == name).to_numpy()])
-            for name in ("train", "valid", "test")}
 
 
 def quick(params, *, name: str, epochs: int) -> dict:

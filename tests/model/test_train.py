@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from musicgenre.config import resolve
 from musicgenre.models import load_predictor
 from musicgenre.models.data import load_tables, protocol_split, track_features
-from musicgenre.models.predictor import atomic_dir
+from musicgenre.io import atomic_dir
 from stages._cli import StageError
 from stages.train import app, train
 

@@ -2,13 +2,13 @@
 real champion (a small model trained on the pipeline's real features)."""
 from __future__ import annotations
 
-import copy
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.reliability import corpus
+from tests.workspace import local_registry
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +33,7 @@ def registry(params, tmp_path_factory):
     from tests.model.conftest import write_model
 
     root = tmp_path_factory.mktemp("registry")
-    local = copy.deepcopy(params)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    local["register"].update(tracking_uri=uri, artifact_dir=str(root / "mlartifacts"),
-                             report_dir=str(root / "reports"))
+    uri, local = local_registry(params, root)
     model_dir, scores = write_model(params=local, tables=load_tables(params=local), root=root / "models",
                                     name="lr", shuffle_labels=False)
     with pytest.MonkeyPatch.context() as patch:

@@ -2,7 +2,6 @@
 moves the alias; two processes registering at once leave one consistent champion and log."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from musicgenre.registry import register
 from tests.model.conftest import write_model
+from tests.workspace import local_registry
 
 pytestmark = pytest.mark.slow
 READY_TIMEOUT_S = 180  # both racers import mlflow first (slow on a busy host)
@@ -41,12 +41,6 @@ def champion(*, uri: str, params: dict):
         settings["model_name"], settings["alias"])
 
 
-def local_registry(params: dict, root: Path) -> tuple[str, dict]:
-    local = copy.deepcopy(params)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    local["register"].update(tracking_uri=uri, artifact_dir=str(root / "mlartifacts"),
-                             report_dir=str(root / "reports"))
-    return uri, local
 
 
 def test_worse_model_and_failed_registration_never_move_the_champion(registry, monkeypatch):
