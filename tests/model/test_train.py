@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,9 @@ def test_failed_write_leaves_the_previous_directory_untouched(tmp_path):
             (tmp / "meta.json").write_text("half")
             raise RuntimeError("training crashed")
     assert (target / "meta.json").read_text() == "old"
-    assert target.stat().st_mode & 0o777 == tmp_path.stat().st_mode & 0o777  # not mkdtemp's private 0700
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # a normal folder, not mkdtemp's private 0700
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
