@@ -5,14 +5,12 @@ folder; a refused file is reported and the rest of the batch goes on.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-_HASH_CHUNK = 1 << 20
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -76,12 +74,3 @@ def _refusal(*, entry: Path, root: Path, suffixes: set[str]) -> str | None:
     if entry.suffix.lower() not in suffixes:
         return f"not an audio file suffix (accepted: {', '.join(sorted(suffixes))})"
     return None
-
-
-def sha256(path: Path) -> str:
-    """Content hash, streamed: identifies a track whatever its file name."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.batch import BatchFile, Rejection, discover, new_batch_id, sha256
+from monitoring.batch import BatchFile, Rejection, discover, new_batch_id
 from monitoring.store import write_batch
 from musicgenre.config import resolve
 from musicgenre.evaluation import proba_columns
 from musicgenre.extraction import Limits, TrackFeatures, extract_batch, to_tables
+from musicgenre.io import file_sha256
 from musicgenre.features import FeatureConfig
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, bat
         return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
     proba = champion_proba(champion=champion, items=items, paths=[str(f.path) for f in kept],
                            config=FeatureConfig.from_params(params))
-    hashes = {f.key: sha256(f.path) for f in kept}
+    hashes = {f.key: file_sha256(f.path) for f in kept}
     predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes,
                                    top_k=settings["top_k"])
     store = resolve(settings["store"])

@@ -23,13 +23,16 @@ def configured_source(params: dict[str, Any]) -> Path:
     return resolve(os.environ.get(SOURCE_ENV) or params["data"]["source"]).resolve()
 
 
+def read_data_dvc(root: Path | None = None) -> dict[str, Any] | None:
+    """The data.dvc import stage (deps: the source; outs: data/gtzan with its DVC hash), if any."""
+    data_dvc = (root or project_root()) / DATA_DVC
+    return yaml.safe_load(data_dvc.read_text(encoding="utf-8")) if data_dvc.is_file() else None
+
+
 def recorded_source(root: Path | None = None) -> Path | None:
     root = root or project_root()
-    data_dvc = root / DATA_DVC
-    if not data_dvc.exists():
-        return None
-    stage = yaml.safe_load(data_dvc.read_text(encoding="utf-8"))
-    return (root / stage["deps"][0]["path"]).resolve()
+    stage = read_data_dvc(root)
+    return (root / stage["deps"][0]["path"]).resolve() if stage else None
 
 
 def sync(params: dict[str, Any], root: Path | None = None) -> str:

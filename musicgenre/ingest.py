@@ -1,7 +1,6 @@
 """Bring GTZAN in from any of its common layouts (directory or archive) and describe every track."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -13,6 +12,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from musicgenre.audio import AudioError, probe
+from musicgenre.io import file_sha256
 
 # <genre>.000NN.<ext> is shared by the original .au archive, the WAV copy and the FLAC layout
 TRACK_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>[a-z0-9]+)$", re.IGNORECASE)
@@ -74,14 +74,6 @@ def describe_file(path: Path, *, max_file_mb: float | None) -> dict:
     except AudioError as exc:
         row["error"] = exc.reason
     return row
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_manifest(root: Path, *, genres: list[str], extensions: list[str], max_file_mb: float | None,

@@ -113,9 +113,9 @@ def git_commit() -> str:
 
 def data_md5() -> str:
     """The DVC hash of the imported GTZAN data (data.dvc outs)."""
-    import yaml
-    path = project_root() / "data.dvc"
-    return yaml.safe_load(path.read_text())["outs"][0]["md5"] if path.is_file() else "unknown"
+    from musicgenre.datasource import read_data_dvc
+    stage = read_data_dvc()
+    return stage["outs"][0]["md5"] if stage else "unknown"
 
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:

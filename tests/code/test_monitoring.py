@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from monitoring.alerts import send_alert
-from monitoring.batch import check_batch_id, discover, sha256
+from monitoring.batch import check_batch_id, discover
 from monitoring.inbox import pending, take
 from monitoring.store import partition, read_table, write_batch
+from musicgenre.io import file_sha256
 
 
 def test_discover_refuses_links_leaving_the_batch_and_names_each_reason(tmp_path, gtzan_slice):
@@ -35,7 +36,7 @@ def test_discover_refuses_links_leaving_the_batch_and_names_each_reason(tmp_path
     assert "outside the batch folder" in reasons["escape.flac"] and "outside" in reasons["absolute.flac"]
     assert "outside the batch folder" in reasons["dir_link"] and "broken symlink" in reasons["broken.ogg"]
     assert all(str(batch) in reason for reason in reasons.values())  # every reason names the file
-    assert sha256(real) == sha256(batch / "inside_link.flac")
+    assert file_sha256(real) == file_sha256(batch / "inside_link.flac")
 
 
 @pytest.mark.parametrize("bad", ["../up", "a/b", "", ".hidden", "x..y"])
@@ -50,10 +51,10 @@ def test_inbox_files_move_to_the_archive_never_deleted(tmp_path, modern_clips):
     shutil.copy2(modern_clips[0], inbox / "day1" / modern_clips[0].name)
     shutil.copy2(modern_clips[1], inbox / modern_clips[1].name)
     (inbox / ".partial.ogg").write_bytes(b"upload in progress")  # hidden: left for the next run
-    digests = {p.relative_to(inbox).as_posix(): sha256(p) for p in pending(inbox=inbox)}
+    digests = {p.relative_to(inbox).as_posix(): file_sha256(p) for p in pending(inbox=inbox)}
     folder = take(inbox=inbox, archive=archive, batch_id="b1")
     assert folder == archive / "b1"
-    assert {k: sha256(folder / k) for k in digests} == digests  # same bytes, same relative paths
+    assert {k: file_sha256(folder / k) for k in digests} == digests  # same bytes, same relative paths
     assert pending(inbox=inbox) == [] and (inbox / ".partial.ogg").exists()
     assert take(inbox=inbox, archive=archive, batch_id="b2") is None
 
