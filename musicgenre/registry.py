@@ -58,7 +58,8 @@ class GenreClassifier(mlflow.pyfunc.PythonModel):
         for index, path in enumerate(paths):
             try:  # one bad file must not stop the batch: its row carries the reason instead
                 items[index] = extract_file(path, key=str(index), config=self.config, limits=self.limits,
-                                            embedding=self.predictor.embedding)  # None unless a transfer model
+                                            embedding=self.predictor.embedding,  # None unless a transfer model
+                                            features=self.predictor.needs_features)
             except (ValueError, OSError) as exc:
                 errors[index] = str(exc)
         proba = np.full((len(paths), len(classes)), np.nan)

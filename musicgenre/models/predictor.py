@@ -23,6 +23,7 @@ class Predictor(ABC):
 
     family: str
     embedding: Any = None  # an EmbeddingConfig when the model needs TrackFeatures.embedding (transfer models)
+    needs_features: bool = True  # False when the model reads only the embedding: serving skips the classic extraction
 
     def __init__(self, *, classes: list[str], input: str):
         self.classes = list(classes)

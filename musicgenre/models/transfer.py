@@ -6,6 +6,7 @@ model (meta.json), so at predict time extract_file computes the same embedding f
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class TransferPredictor(ClassicPredictor):
     def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str, embedding: EmbeddingConfig):
         super().__init__(pipeline=pipeline, classes=classes, input=input)
         self.embedding = embedding  # read by extract_file's callers (pyfunc, monitoring) to fill TrackFeatures
+        self.needs_features = input != "embedding"
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         partial = self.pipeline.predict_proba(transfer_matrix(items=items, input=self.input))
@@ -64,8 +66,9 @@ class TransferPredictor(ClassicPredictor):
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> "TransferPredictor":
         classic = ClassicPredictor.load(directory, meta)  # same skops file and trusted-type check
-        return cls(pipeline=classic.pipeline, classes=meta["classes"], input=meta["input"],
-                   embedding=EmbeddingConfig(**meta["embeddings"]))
+        # a loaded model embeds with every core of the machine it runs on, whatever the training run used
+        embedding = dataclasses.replace(EmbeddingConfig(**meta["embeddings"]), threads=0)
+        return cls(pipeline=classic.pipeline, classes=meta["classes"], input=meta["input"], embedding=embedding)
 
 
 def capped_calibration(*, hyper: dict[str, Any], labels: np.ndarray) -> dict[str, Any]:
