@@ -13,8 +13,10 @@ Design (what makes segment features equal to naive librosa calls on each segment
 - librosa's filter banks (mel, chroma) and its formulas are kept; the generic per-feature calls
   are replaced by numpy on the shared spectrogram, laid out frames x bins so every reduction runs
   on contiguous memory, and batched over all segments of a track at once.
-- The STFT is computed like librosa's (float64 FFT, kept at the input precision). The mean
-  tempogram is one matrix product per signal instead of one FFT per frame (`_mean_tempogram`).
+- The STFT is computed like librosa's (float64 FFT, kept at the input precision), by FFTW (pyFFTW)
+  in cache-sized blocks of frames. The mean tempogram is one matrix product per signal instead of
+  one FFT per frame (`_mean_tempogram`). The segment ZCR reuses the track's interior frames.
+- Spectrogram-sized temporaries stay in the process heap between tracks (musicgenre.memory).
 What remains different from the naive calls is float rounding (summation order): measured
 <= 3e-6 of each feature's scale, log-mel <= 1e-5 dB (asserted tolerance: `features.reference_rtol`
 = 1e-4 of the feature's max |value|, `reference_logmel_atol_db`). Rolloff could move by one bin

@@ -4,11 +4,12 @@ clear ValueError."""
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from musicgenre.audio import load_audio
+from musicgenre.audio import load_audio, load_audio_at
 from musicgenre.features import FeatureConfig, extract, feature_names
 from musicgenre.features_reference import naive_extract
 
@@ -76,6 +77,25 @@ def test_one_segment_of_real_audio_with_dc_offset_equals_naive(real_tracks, para
     names = feature_names(config)
     assert_agrees(track[None], naive_track[None], rtol=params["features"]["reference_rtol"], names=names)
     assert_agrees(segments, naive_segments, rtol=params["features"]["reference_rtol"], names=names)
+
+
+def test_threads_share_no_fft_buffers(real_tracks, config):
+    """Each thread plans its own FFTW buffers: concurrent extraction equals sequential bit for bit."""
+    signals = list(real_tracks.values()) * 2
+    sequential = [extract(y, config=config) for y in signals]
+    with ThreadPoolExecutor(max_workers=len(signals)) as pool:
+        concurrent = list(pool.map(lambda y: extract(y, config=config), signals))
+    for one, other in zip(sequential, concurrent):
+        for a, b in zip(one, other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_decode_gives_each_rate_as_load_audio_does(gtzan_slice, config):
+    path = gtzan_slice.iloc[0].abs_path
+    signals = load_audio_at(path, sample_rates=[config.sample_rate, 16000])
+    for rate, y in signals.items():
+        np.testing.assert_array_equal(y, load_audio(path, sample_rate=rate))
+    assert len(signals[16000]) == pytest.approx(len(signals[config.sample_rate]) * 16000 / config.sample_rate, abs=2)
 
 
 @pytest.mark.parametrize("changes", [{"hop_length": 300, "n_mels": 64, "n_mfcc": 13},

@@ -15,9 +15,10 @@ import soundfile as sf
 from musicgenre.audio import AudioError, resample
 from musicgenre.config import PROJECT_ROOT, resolve
 from musicgenre.crossval import cross_validate
-from musicgenre.embeddings import EmbeddingConfig, embed_file
+from musicgenre.embeddings import EmbeddingConfig, embed_file, frozen_graph_def
 from musicgenre.evaluation import evaluate_predictions
-from musicgenre.extraction import Limits
+from musicgenre.extraction import Limits, extract_file
+from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.models.data import load_tables
 from musicgenre.registry import load_champion, register
 from stages.evaluate import scalar_metrics
@@ -76,6 +77,26 @@ def test_too_short_or_bad_audio_is_named(params, embedding, tmp_path):
     broken.write_bytes(b"not audio")
     with pytest.raises(AudioError, match="broken.flac"):
         embed_file(broken, config=embedding, limits=Limits())
+
+
+def test_frozen_tagger_graph_has_no_training_branch(embedding):
+    """The training flag is a constant, so no Switch/Merge pair is left for the batch norms and dropout
+    (their presence cost 27 % of the tagger's time) and the session needs only the spectrogram."""
+    graph = frozen_graph_def(embedding)
+    ops = {node.name: node.op for node in graph.node}
+    assert ops[embedding.training_flag] == "Const" and ops[embedding.input_tensor] == "Placeholder"
+    assert not {"Switch", "Merge", "VariableV2"} & set(ops.values())
+
+
+def test_embedding_only_model_decodes_once_and_skips_classic_features(params, embedding, gtzan_slice):
+    limits, config = Limits.from_params(params), FeatureConfig.from_params(params)
+    path = gtzan_slice[gtzan_slice["genre"] == "reggae"].iloc[0].abs_path
+    item = extract_file(path, key="clip", config=config, limits=limits, embedding=embedding, features=False)
+    assert item.track_vector is None and item.segment_vectors is None and item.log_mels is None
+    np.testing.assert_array_equal(item.embedding, embed_file(path, config=embedding, limits=limits))
+    both = extract_file(path, key="clip", config=config, limits=limits, embedding=embedding)
+    np.testing.assert_array_equal(both.embedding, item.embedding)
+    assert both.track_vector.shape == (len(feature_names(config)),)
 
 
 def test_transfer_beats_classic_features_under_grouped_cv(params, embedding, tables):
