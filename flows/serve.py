@@ -22,13 +22,16 @@ from flows.training import training
 from musicgenre.config import load_params
 
 
-def deployments(params: dict[str, Any]) -> list[RunnerDeployment]:
-    """The two scheduled deployments, names and cron from orchestration.deployments."""
+def deployments(params: dict[str, Any], **options: Any) -> list[RunnerDeployment]:
+    """The two scheduled deployments, names and cron from orchestration.deployments; `options` go to
+    Flow.to_deployment (flows.deploy uses them for the work-pool form)."""
     settings = params["orchestration"]["deployments"]
     return [training.to_deployment(name=settings["training"]["name"], cron=settings["training"]["cron"],
-                                   description="retrain: dvc.yaml stages, skipping what DVC finds up to date"),
+                                   description="retrain: dvc.yaml stages, skipping what DVC finds up to date",
+                                   **options),
             drift_check.to_deployment(name=settings["drift"]["name"], cron=settings["drift"]["cron"],
-                                      description="drift of recent predictions against the training reference")]
+                                      description="drift of recent predictions against the training reference",
+                                      **options)]
 
 
 def wait_healthy(api_url: str, *, timeout_s: float) -> None:

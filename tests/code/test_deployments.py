@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,41 +14,12 @@ import time
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.serve import local_server
-from musicgenre import datasource
 from musicgenre.config import load_params
-from tests.workspace import make_source, make_workspace, run_dvc
+from tests.code.conftest import TIMEOUT_S, stop_process
+from tests.workspace import run_dvc
 
 pytestmark = pytest.mark.slow
-TIMEOUT_S = 180  # generous: the machine is shared
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def workspace(gtzan_manifest, tmp_path_factory):
-    base = tmp_path_factory.mktemp("deploy")
-    rows = gtzan_manifest.sort_values("track").groupby("genre").head(1)  # ingest of 10 tracks is the fast run
-    ws = make_workspace(base / "ws", source=make_source(rows, base / "src"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSICGENRE_ROOT", str(ws))
-        datasource.sync(load_params(ws / "params.yaml"), root=ws)
-    return ws
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    with local_server(host="127.0.0.1", port=_free_port(), timeout_s=TIMEOUT_S,
-                      env={"PREFECT_HOME": str(home)}) as api_url:
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            yield api_url
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +29,7 @@ def serving(server, workspace):
     process = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=workspace, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, sig=signal.SIGINT)
 
 
 async def _deployments(expected: int) -> list:
