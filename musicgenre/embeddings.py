@@ -97,14 +97,18 @@ def frozen_graph_def(config: EmbeddingConfig) -> Any:
     the training flag by a constant False. With the flag constant, TensorFlow's graph optimiser drops
     the training branches (92 Switch / 14 Merge nodes): measured 27 % less time per patch, activations
     equal to the fed-flag graph's within 6e-6 (of values up to 4)."""
-    import tensorflow as tf
+    from musicgenre.tf_runtime import tensorflow
+    tf = tensorflow()
     from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.util import deprecation
 
     folder = tagger_dir(config.tagger)
     meta = meta_graph_pb2.MetaGraphDef()
     meta.ParseFromString((folder / META_FILE).read_bytes())
-    # the training part (gradients, Adam) does not import in TF 2; the forward part does
-    graph = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, [config.layer.split(":")[0]])
+    # the training part (gradients, Adam) does not import in TF 2; the forward part does. The TF 1
+    # helper is deprecated, not removed, and is exactly what this needs: its notice is silenced.
+    with deprecation.silence():
+        graph = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, [config.layer.split(":")[0]])
     reader = tf.compat.v1.train.NewCheckpointReader(str(folder) + os.sep)  # explicit prefix: `checkpoint` is stale
     for node in graph.node:
         node.device = ""
@@ -129,7 +133,8 @@ def _make_constant(node: Any, value: Any) -> None:
 @functools.lru_cache(maxsize=2)
 def tagger_session(config: EmbeddingConfig) -> tuple[Any, Any, Any]:
     """One graph and session per process and config: (session, input, layer tensor)."""
-    import tensorflow as tf
+    from musicgenre.tf_runtime import tensorflow
+    tf = tensorflow()
 
     graph = tf.Graph()
     with graph.as_default():

@@ -8,15 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
 from sklearn.utils.class_weight import compute_class_weight
 
 from musicgenre.extraction import TrackFeatures
 from musicgenre.io import write_json
 from musicgenre.models.predictor import Predictor, mean_by_track, normalise_rows, require_segments
+from musicgenre.tf_runtime import tensorflow
+
+tf = tensorflow()  # before keras, which would import it with the start-up notices
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 MODEL_FILE = "model.keras"
 NORM_FILE = "norm.json"

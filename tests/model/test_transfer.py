@@ -4,6 +4,7 @@ from raw audio through the MLflow registry."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 
@@ -140,6 +141,17 @@ def test_transfer_champion_predicts_from_raw_audio(params, tables, gtzan_manifes
     columns = [f"proba_{g}" for g in local["genres"]]
     np.testing.assert_allclose(out.loc[:1, columns].to_numpy(float), test[columns].to_numpy(float), atol=1e-4)
     assert out.loc[:1, "error"].eq("").all() and "bad.wav" in out.loc[2, "error"]
+
+
+def test_tensorflow_start_up_notices_stay_off_the_terminal():
+    """A user's `predict` loads TensorFlow through tf_runtime: its C++ import notices (oneDNN, CPU
+    feature guard, absl) must not reach stderr, while Python-level output still does."""
+    code = ("import sys; from musicgenre.tf_runtime import tensorflow; tf = tensorflow(); "
+            "print('after', tf.__version__, file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("after ") and "oneDNN" not in result.stderr and "absl" not in result.stderr
 
 
 def test_classic_path_does_not_import_tensorflow(gtzan_slice):
