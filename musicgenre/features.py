@@ -114,7 +114,10 @@ def extract(y: np.ndarray, *, config: FeatureConfig) -> tuple[np.ndarray, np.nda
     """Track vector (n_features,), segment vectors (n_segments, n_features) and
     log-mel segments (n_segments, n_mels, segment_frames) float32 of one mono signal."""
     # One track's matrices are too small for BLAS threads to pay off; on shared cores their
-    # spin-waits made extract 3-5x slower (measured), so BLAS runs single-threaded here.
+    # spin-waits made extract 3-5x slower (measured), so BLAS runs single-threaded here. The count
+    # also sets the summation order of the products (2 threads change the last digits), and
+    # threadpoolctl lets one thread at a time set it: callers that extract from several threads
+    # hold the limit around all of them (flows.extraction.map_extraction does).
     keep_freed_buffers()
     with _blas_controller().limit(limits=1, user_api="blas"):
         return _extract(_check_signal(y, config), config)

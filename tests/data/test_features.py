@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from musicgenre.audio import load_audio, load_audio_at
 from musicgenre.features import FeatureConfig, extract, feature_names
@@ -80,10 +81,13 @@ def test_one_segment_of_real_audio_with_dc_offset_equals_naive(real_tracks, para
 
 
 def test_threads_share_no_fft_buffers(real_tracks, config):
-    """Each thread plans its own FFTW buffers: concurrent extraction equals sequential bit for bit."""
+    """Each thread plans its own FFTW buffers: concurrent extraction equals sequential bit for bit.
+    The caller holds one BLAS limit around the threads, as flows.extraction does: threadpoolctl lets
+    only one thread set OpenBLAS's process-wide thread count, and 2 BLAS threads sum the products in
+    another order (the last digits of centroid and chroma change)."""
     signals = list(real_tracks.values()) * 2
     sequential = [extract(y, config=config) for y in signals]
-    with ThreadPoolExecutor(max_workers=len(signals)) as pool:
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=len(signals)) as pool:
         concurrent = list(pool.map(lambda y: extract(y, config=config), signals))
     for one, other in zip(sequential, concurrent):
         for a, b in zip(one, other):
