@@ -61,9 +61,9 @@ def champion_proba(*, champion: Champion, items: list[TrackFeatures], paths: lis
                    config: FeatureConfig) -> np.ndarray:
     """(files, genres) probabilities in champion.classes order."""
     inner = champion.model.unwrap_python_model()
-    predictor = getattr(inner, "predictor", None)
+    predictor = champion_predictor(champion)
     # the shortcut reuses the batch's extracted features (and embeddings, when the predictor reads them)
-    embedded = getattr(predictor, "embedding", None) is None or all(item.embedding is not None for item in items)
+    embedded = champion_embedding(champion) is None or all(item.embedding is not None for item in items)
     if (predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes
             and embedded):
         return np.asarray(predictor.predict_proba(items), dtype=float)
@@ -87,10 +87,14 @@ def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Cha
     return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
 
 
+def champion_predictor(champion: Champion) -> Any:
+    """The project Predictor inside the champion's pyfunc, None for a pyfunc of another kind."""
+    return getattr(champion.model.unwrap_python_model(), "predictor", None)
+
+
 def champion_embedding(champion: Champion) -> Any:
     """The tagger embedding config the champion's predictor reads (transfer models), else None."""
-    predictor = getattr(champion.model.unwrap_python_model(), "predictor", None)
-    return getattr(predictor, "embedding", None)
+    return getattr(champion_predictor(champion), "embedding", None)
 
 
 def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False, embedding: Any = None
