@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install chromium pipeline test lock benchmark serve deploy drift dashboard
+.PHONY: install chromium pipeline test lock benchmark serve serve-model deploy drift dashboard
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -37,6 +37,9 @@ benchmark: install  # feature extractor vs naive librosa calls, throughput, serv
 
 serve: install  # scheduled deployments (weekly retraining, daily drift) on a Prefect server at 127.0.0.1:4200
 	$(BIN)/python -m flows.serve
+
+serve-model: install  # the champion over HTTP on 127.0.0.1:8080 (POST /predict with the audio file as the body)
+	$(BIN)/genre-serve
 
 deploy: install  # the same deployments on a work pool of $$PREFECT_API_URL's server; run by `prefect worker start`
 	$(BIN)/python -m flows.deploy

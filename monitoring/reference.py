@@ -1,14 +1,13 @@
-"""The reference: GTZAN training-split tracks (track-level features) and the champion's predictions
-on them, from the pipeline's artifacts (no audio is decoded again)."""
+"""The reference: GTZAN training-split tracks (track-level features, from the features artifact) and
+the champion's predictions on them (its bundle scores their audio, as it scores a batch)."""
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
 
-from monitoring.scoring import Champion, champion_embedding, champion_proba
+from monitoring.scoring import Champion, champion_proba
 from musicgenre.config import resolve
-from musicgenre.embeddings import EmbeddingConfig
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_parquet
 
@@ -34,14 +33,11 @@ def reference_table(*, params: dict[str, Any], champion: Champion) -> pd.DataFra
     if cache.is_file():
         return pd.read_parquet(cache)
     tracks, names = reference_tracks(params=params), feature_names(FeatureConfig.from_params(params))
-    # the embed stage's vectors serve a transfer champion when they come from the same tagger settings
-    embedding = champion_embedding(champion)
-    tables = load_tables(params=params, embeddings=embedding is not None and
-                         embedding == EmbeddingConfig.from_params(params))
-    items = track_features(tables=tables, tracks=tracks)
+    items = track_features(tables=load_tables(params=params), tracks=tracks)
     audio = pd.read_csv(resolve(params["paths"]["tracks"])).set_index("track")["path"]
-    paths = [str(resolve(audio[track])) for track in tracks]  # used only when the pyfunc must re-extract
-    proba = champion_proba(champion=champion, items=items, paths=paths, config=FeatureConfig.from_params(params))
+    proba, errors = champion_proba(champion=champion, paths=[str(resolve(audio[track])) for track in tracks])
+    if any(errors):
+        raise ValueError(f"the champion could not score reference tracks: {[e for e in errors if e][:3]}")
     frame = pd.DataFrame([item.track_vector for item in items], columns=names)
     frame.insert(0, "file", tracks)
     frame["predicted_genre"] = [champion.classes[i] for i in proba.argmax(axis=1)]

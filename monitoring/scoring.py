@@ -1,10 +1,9 @@
-"""Batch scoring: validate a folder of audio, extract the training features, score with the registry
-champion and append the predictions to the store.
+"""Batch scoring: validate a folder of audio, extract the training features for the drift report,
+score with the registry champion and append the predictions to the store.
 
-The features are extracted once here and serve both the drift report and the champion: the pyfunc's
-own Predictor is used on them when its logged feature config equals params' (else the pyfunc is
-called on the paths, which extracts again). A transfer champion's tagger embedding is extracted in
-the same pass, from the same decoded audio.
+The drift features are the project's (they are compared with the features artifact); the champion
+scores the files with its own bundle's code on ONNX Runtime (serving.runtime), files in parallel,
+so a registered version gives the predictions it gave when it was registered.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import pandas as pd
 from monitoring.batch import BatchFile, Rejection, discover, new_batch_id
 from monitoring.store import write_batch
 from musicgenre.config import resolve
-from musicgenre.evaluation import proba_columns
+from musicgenre.models.predictor import proba_columns
 from musicgenre.extraction import Limits, TrackFeatures, extract_batch, to_tables
 from musicgenre.io import file_sha256
 from musicgenre.features import FeatureConfig
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 class Champion:
     name: str
     version: str
-    model: Any  # mlflow.pyfunc.PyFuncModel
+    model: Any  # the version's serving.runtime.BundleModel (from the bundle's own code)
     classes: list[str]
 
 
@@ -45,30 +44,17 @@ class ScoredBatch:
 
 
 def load_scoring_model(*, params: dict[str, Any], tracking_uri: str | None = None) -> Champion:
-    """The registry's champion with its registered name and version (from the alias)."""
-    from mlflow.tracking import MlflowClient
-
-    from musicgenre.registry import load_champion, resolve_tracking_uri
-    uri = tracking_uri or resolve_tracking_uri(params=params)
+    """The registry's champion (name + version from the alias), opened for batch scoring on every core."""
+    from musicgenre.serving.champion import open_champion, resolve_tracking_uri
     settings = params["register"]
-    model = load_champion(tracking_uri=uri, params=params)
-    version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
-        settings["model_name"], settings["alias"]).version
-    return Champion(name=settings["model_name"], version=str(version), model=model, classes=list(params["genres"]))
+    found, model = open_champion(uri=tracking_uri or resolve_tracking_uri(params=params), name=settings["model_name"],
+                                 alias=settings["alias"], workers=params["monitoring"]["n_jobs"])
+    return Champion(name=found.name, version=found.version, model=model, classes=model.classes)
 
 
-def champion_proba(*, champion: Champion, items: list[TrackFeatures], paths: list[str],
-                   config: FeatureConfig) -> np.ndarray:
-    """(files, genres) probabilities in champion.classes order."""
-    inner = champion.model.unwrap_python_model()
-    predictor = champion_predictor(champion)
-    # the shortcut reuses the batch's extracted features (and embeddings, when the predictor reads them)
-    embedded = champion_embedding(champion) is None or all(item.embedding is not None for item in items)
-    if (predictor is not None and getattr(inner, "config", None) == config and list(predictor.classes) == champion.classes
-            and embedded):
-        return np.asarray(predictor.predict_proba(items), dtype=float)
-    out = champion.model.predict(pd.DataFrame({"path": paths}))
-    return out[proba_columns(champion.classes)].to_numpy(dtype=float)
+def champion_proba(*, champion: Champion, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(files, genres) probabilities in champion.classes order, and per file its error or ''."""
+    return champion.model.predict_paths(paths)
 
 
 def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Champion, hashes: dict[str, str],
@@ -87,24 +73,13 @@ def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Cha
     return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
 
 
-def champion_predictor(champion: Champion) -> Any:
-    """The project Predictor inside the champion's pyfunc, None for a pyfunc of another kind."""
-    return getattr(champion.model.unwrap_python_model(), "predictor", None)
-
-
-def champion_embedding(champion: Champion) -> Any:
-    """The tagger embedding config the champion's predictor reads (transfer models), else None."""
-    return getattr(champion_predictor(champion), "embedding", None)
-
-
-def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False, embedding: Any = None
+def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
             ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
-    """Training features (and, with an `embedding` config, tagger embeddings) of each file; files that
-    fail to decode become rejections naming the reason."""
+    """Training features of each file; files that fail to decode become rejections naming the reason."""
     config = FeatureConfig.from_params(params)
     results, failures = extract_batch([(f.key, f.path) for f in files], config=config,
                                       limits=Limits.from_params(params), n_jobs=params["monitoring"]["n_jobs"],
-                                      show_progress=show_progress, embedding=embedding)
+                                      show_progress=show_progress)
     by_key = {item.key: item for item in results}
     kept = [f for f in files if f.key in by_key]  # batch order, not completion order
     items = [by_key[f.key] for f in kept]
@@ -119,15 +94,17 @@ def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, bat
     """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
     settings, batch_id = params["monitoring"], batch_id or new_batch_id()
     files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
-    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress,
-                                            embedding=champion_embedding(champion))
+    kept, _, features, failed = extract(files=files, params=params, show_progress=show_progress)
+    proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
+    scored = [error == "" for error in errors]
+    failed += [Rejection(key=f.key, path=f.path, reason=error) for f, error in zip(kept, errors) if error]
+    kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
+    features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
     rejected += failed
     for item in rejected:
         log.warning("refused %s", item.reason)
     if not kept:
         return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
-    proba = champion_proba(champion=champion, items=items, paths=[str(f.path) for f in kept],
-                           config=FeatureConfig.from_params(params))
     hashes = {f.key: file_sha256(f.path) for f in kept}
     predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes,
                                    top_k=settings["top_k"])

@@ -11,8 +11,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy.signal import welch
 
-from musicgenre.audio import AudioError, read_native
-from musicgenre.config import resolve
+from .audio import AudioError, read_native
+from .config import resolve
 
 
 @dataclass(frozen=True)

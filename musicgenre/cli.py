@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from musicgenre import datasource, predict
-from musicgenre.config import load_params
+from . import datasource, predict
+from .config import load_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="GTZAN genre platform")
 data_app = typer.Typer(add_completion=False, help="The DVC-tracked GTZAN data")

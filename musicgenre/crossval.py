@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from musicgenre.models import fit_predictor
-from musicgenre.models.data import SPLITS, Tables, track_features
-from musicgenre.splits import grouped_folds
+from .models import fit_predictor
+from .models.data import SPLITS, Tables, track_features
+from .splits import grouped_folds
 
 
 def cv_tracks(*, tables: Tables) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from musicgenre.config import project_root, resolve
+from .config import project_root, resolve
 
 SOURCE_ENV = "GTZAN_SOURCE"
 DATA_DVC = "data.dvc"

@@ -5,7 +5,6 @@ numbers here are computed from those tables, so evaluation never re-runs a model
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,9 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_loss,
                              precision_recall_fscore_support)
 
-from musicgenre.io import atomic_path
+from .io import atomic_path
+from .models.predictor import PREDICTIONS_FILE, ModelMeta, proba_columns
 
-PROBA_PREFIX = "proba_"
-
-
-def proba_columns(classes: list[str]) -> list[str]:
-    return [f"{PROBA_PREFIX}{genre}" for genre in classes]
 
 
 def predicted_labels(*, frame: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -101,7 +96,6 @@ def plot_confusion(*, matrix: list[list[int]], classes: list[str], title: str, t
     plt.close(figure)
 
 
-def load_run(model_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+def load_run(model_dir: Path) -> tuple[ModelMeta, pd.DataFrame]:
     """meta.json and predictions.parquet of one trained model/protocol directory."""
-    meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
-    return meta, pd.read_parquet(model_dir / "predictions.parquet")
+    return ModelMeta.read(model_dir), pd.read_parquet(model_dir / PREDICTIONS_FILE)

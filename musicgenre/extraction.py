@@ -1,20 +1,25 @@
 """Feature extraction over files: one file, or a batch in parallel with a progress bar.
 
-A bad file becomes a named failure; the rest of the batch goes on.
+A bad file becomes a named failure; the rest of the batch goes on. `extract_file` is also the serving
+path's: it imports the classic feature code only when features are asked for and the tagger only
+when an embedding is, so a transfer model serves without librosa, joblib or pandas.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import pandas as pd
-from joblib import Parallel, delayed, parallel_config
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from musicgenre.audio import AudioError, load_audio_at
-from musicgenre.features import FeatureConfig, extract, feature_names
+from .audio import AudioError, load_audio_at
+from .tagger import TaggerRef
+
+if TYPE_CHECKING:  # the classic feature code (librosa, FFTW) and pandas load only when used
+    import pandas as pd
+    from rich.progress import Progress
+
+    from .features import FeatureConfig
 
 
 @dataclass(frozen=True)
@@ -45,31 +50,33 @@ class Failure:
     reason: str
 
 
-def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig, limits: Limits,
-                 embedding: Any = None, features: bool = True) -> TrackFeatures:
+def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig | None, limits: Limits,
+                 embedding: TaggerRef | None = None, features: bool = True) -> TrackFeatures:
     """Decode the file once; extract the classic features (unless `features` is False) and, with an
-    `embedding` config (musicgenre.embeddings.EmbeddingConfig), the tagger embedding at the tagger's
-    own rate. Raises AudioError naming the file."""
-    rates = {"features": config.sample_rate} if features else {}
-    if embedding is not None:  # TensorFlow is imported only when a transfer model asks for it
-        from musicgenre.embeddings import embed_signal, signal_settings
-        rates["embedding"] = signal_settings()["sample_rate"]
+    `embedding` (the exported tagger to use), the tagger embedding at the tagger's own rate.
+    Raises AudioError naming the file."""
+    tagger = embedding.load() if embedding is not None else None
+    rates = {"features": config.sample_rate} if features and config is not None else {}
+    if tagger is not None:
+        rates["embedding"] = tagger.sample_rate
     if not rates:
-        raise ValueError("extract_file: nothing to extract (no features and no embedding asked for)")
+        raise ValueError("extract_file: nothing to extract (no feature config and no embedding asked for)")
     signals = load_audio_at(path, sample_rates=list(rates.values()), min_duration_s=limits.min_duration_s,
                             max_duration_s=limits.max_duration_s, max_file_mb=limits.max_file_mb)
     classic, vector = (None, None, None), None
     try:
-        if features:
+        if "features" in rates:
+            from .features import extract
             classic = extract(signals[rates["features"]], config=config)
-        if embedding is not None:
-            vector = embed_signal(signals[rates["embedding"]], config=embedding)
+        if tagger is not None:
+            vector = tagger.embed(signals[rates["embedding"]])
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
     return TrackFeatures(key, *classic, embedding=vector)
 
 
-def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits, embedding: Any) -> TrackFeatures | Failure:
+def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits,
+                  embedding: TaggerRef | None) -> TrackFeatures | Failure:
     try:
         return extract_file(path, key=key, config=config, limits=limits, embedding=embedding)
     except AudioError as exc:
@@ -77,10 +84,15 @@ def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits, em
 
 
 def extract_batch(items: Iterable[tuple[str, str]], *, config: FeatureConfig, limits: Limits, n_jobs: int = 1,
-                  show_progress: bool = True, embedding: Any = None) -> tuple[list[TrackFeatures], list[Failure]]:
-    """Extract (key, path) pairs in parallel worker processes, one BLAS thread each (with an `embedding`
-    config, the tagger embedding too)."""
+                  show_progress: bool = True, embedding: TaggerRef | None = None
+                  ) -> tuple[list[TrackFeatures], list[Failure]]:
+    """Extract (key, path) pairs in parallel worker processes, one BLAS thread each (with an `embedding`,
+    the tagger embedding too: each worker builds its own ONNX Runtime session once)."""
+    from joblib import Parallel, delayed, parallel_config
+
     items = list(items)
+    if embedding is not None and n_jobs != 1:
+        embedding = embedding.single_threaded()
     results: list[TrackFeatures] = []
     failures: list[Failure] = []
     with parallel_config(backend="loky", inner_max_num_threads=1), _progress(show_progress) as progress:
@@ -94,6 +106,9 @@ def extract_batch(items: Iterable[tuple[str, str]], *, config: FeatureConfig, li
 
 def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Tidy feature table (segment -1 = whole track), stacked log-mel segments and their index."""
+    import pandas as pd
+
+    from .features import feature_names
     names = feature_names(config)
     rows, index_rows, mels = [], [], []
     for item in results:
@@ -110,5 +125,7 @@ def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.D
 
 
 def _progress(enabled: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     disable=not enabled)

@@ -38,7 +38,7 @@ import scipy.fft
 import scipy.sparse
 from threadpoolctl import ThreadpoolController
 
-from musicgenre.memory import keep_freed_buffers
+from .memory import keep_freed_buffers
 
 STATS = ("mean", "std", "skew")
 TOP_DB = 80.0          # librosa.power_to_db defaults: the naive calls use them

@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 from scipy import stats
 
-from musicgenre.features import FeatureConfig
+from .features import FeatureConfig
 
 
 def naive_vector(y: np.ndarray, *, config: FeatureConfig) -> np.ndarray:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 from joblib import Parallel, delayed
 
-from musicgenre.audio import AudioError, probe
-from musicgenre.io import file_sha256
+from .audio import AudioError, probe
+from .io import file_sha256
 
 # <genre>.000NN.<ext> is shared by the original .au archive, the WAV copy and the FLAC layout
 TRACK_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>[a-z0-9]+)$", re.IGNORECASE)
@@ -56,7 +56,7 @@ def discover_tracks(root: Path, *, genres: list[str], extensions: list[str]) -> 
 
 def sturm_artist_groups() -> dict[str, str]:
     """Sturm's artist grouping of all 1000 GTZAN tracks, shipped with the package."""
-    source = resources.files("musicgenre.resources") / "sturm_artist_groups.csv"
+    source = resources.files(f"{__package__}.resources") / "sturm_artist_groups.csv"
     with source.open("r", encoding="utf-8") as handle:
         table = pd.read_csv(handle, dtype=str)
     return dict(zip(table["track"], table["artist_group_id"].fillna("")))

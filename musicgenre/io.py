@@ -9,10 +9,12 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # frames are written by the pipeline; serving imports this module without pandas
+    import pandas as pd
 
 
 _UMASK = os.umask(0)

@@ -2,21 +2,23 @@
 
 Exit codes: 0 every file scored, 1 some files failed (each named with its reason), 2 usage error
 or no champion in the registry.
+
+Cold start is what a person waits for, so this path imports neither TensorFlow nor MLflow: the
+champion is resolved through the registry's own store (serving.champion) and its bundle is run on
+ONNX Runtime with the version's own code (serving.loader).
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
-import pandas as pd
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from musicgenre.config import load_params
-from musicgenre.evaluation import PROBA_PREFIX
+from .config import load_params
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,17 +38,17 @@ def collect(*, paths: list[Path], extensions: list[str]) -> tuple[list[Path], li
     return files, errors
 
 
-def ranked(*, output: pd.DataFrame, top_k: int) -> list[dict[str, Any]]:
+def ranked(*, paths: list[str], proba: np.ndarray, errors: list[str], classes: list[str],
+           top_k: int) -> list[dict[str, Any]]:
     """One record per file: its top-k genres with probabilities, or its error."""
-    columns = [c for c in output.columns if c.startswith(PROBA_PREFIX)]
     records = []
-    for _, row in output.iterrows():
-        if row["error"]:
-            records.append({"path": row["path"], "error": row["error"]})
+    for path, row, error in zip(paths, proba, errors):
+        if error:
+            records.append({"path": path, "error": error})
             continue
-        top = row[columns].astype(float).sort_values(ascending=False).head(top_k)
-        records.append({"path": row["path"], "top": [{"genre": c[len(PROBA_PREFIX):], "probability": round(p, 4)}
-                                                    for c, p in top.items()]})
+        order = np.argsort(-row, kind="stable")[:top_k]
+        records.append({"path": path, "top": [{"genre": classes[i], "probability": round(float(row[i]), 4)}
+                                              for i in order]})
     return records
 
 
@@ -79,8 +81,11 @@ def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (s
     if not files and not errors:
         typer.echo(f"no audio files ({', '.join(settings['extensions'])}) under {[str(p) for p in paths]}", err=True)
         raise typer.Exit(EXIT_USAGE)
-    records = [] if not files else ranked(output=score(files=files, params=params, tracking_uri=tracking_uri,
-                                                       model_name=model_name), top_k=settings["top_k"])
+    records = []
+    if files:
+        classes, proba, failures = score(files=files, params=params, tracking_uri=tracking_uri, model_name=model_name)
+        records = ranked(paths=[str(f) for f in files], proba=proba, errors=failures, classes=classes,
+                         top_k=settings["top_k"])
     records += errors
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -90,17 +95,18 @@ def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (s
 
 
 def score(*, files: list[Path], params: dict[str, Any], tracking_uri: str | None,
-          model_name: str | None) -> pd.DataFrame:
-    """The champion pyfunc's output for the files; no champion is a usage error (exit 2)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the terminal for results
-    import mlflow
-    from musicgenre.registry import load_champion
+          model_name: str | None) -> tuple[list[str], np.ndarray, list[str]]:
+    """The champion's classes, probabilities and per-file errors; no champion is a usage error (exit 2)."""
+    from .serving.champion import NoChampion, open_champion, resolve_tracking_uri
+    settings = params["register"]
     try:
-        model = load_champion(tracking_uri=tracking_uri, model_name=model_name, params=params)
-    except mlflow.exceptions.MlflowException as exc:
-        typer.echo(f"no champion model in the registry: {str(exc).splitlines()[0]}", err=True)
+        _, model = open_champion(uri=tracking_uri or resolve_tracking_uri(params=params),
+                                 name=model_name or settings["model_name"], alias=settings["alias"])
+    except NoChampion as exc:
+        typer.echo(f"no champion model in the registry: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    return model.predict(pd.DataFrame({"path": [str(f) for f in files]}))
+    proba, errors = model.predict_paths([str(f) for f in files])
+    return model.classes, proba, errors
 
 
 if __name__ == "__main__":

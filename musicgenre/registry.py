@@ -1,8 +1,10 @@
-"""MLflow model registry: the champion as a self-contained pyfunc, promotion by a recorded rule.
+"""MLflow model registry: each version an immutable bundle, promotion by a recorded rule.
 
-The registered model takes a DataFrame with a `path` column of audio files and returns the genre
-probabilities: it decodes, extracts features with the logged feature config and runs the trained
-Predictor itself, so a consumer needs only the tracking URI and the model name.
+A registered version is a pyfunc whose artifact is a bundle (musicgenre.serving.bundle): the model
+folder with its ONNX graphs, the feature settings, and the project's code as it was at registration.
+The pyfunc (pyfunc_model.py) opens the bundle with the bundle's own code, so a version gives the same
+outputs after the project changes; its logged requirements are the serving runtime's (ONNX Runtime,
+not TensorFlow). The version's `bundle_sha256` tag lets every reader check what it loads.
 
 Promotion rule: a new version becomes `champion` only if its valid-split metric beats the current
 champion's on the SAME evaluation data (same valid tracks with the same audio hashes). If the
@@ -15,72 +17,30 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from filelock import FileLock
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-from musicgenre.config import load_params, project_root, resolve
-from musicgenre.evaluation import proba_columns
-from musicgenre.extraction import Limits, extract_file
-from musicgenre.features import FeatureConfig
+from .config import load_params, project_root, resolve
+from .features import FeatureConfig
+from .models.predictor import PREDICTIONS_FILE, ModelMeta, classes_of, proba_columns
+from .serving.bundle import build_bundle
+from .serving.champion import BUNDLE_ARTIFACT, BUNDLE_TAG, resolve_tracking_uri
 
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
-# what the pyfunc needs at load time; versions pinned to what it was logged with
-RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "skops", "xgboost-cpu", "librosa", "soundfile",
-                    "filelock")
-# what some model families need on top (musicnn ships the tagger weights; install it with --no-deps)
-FAMILY_PACKAGES = {"deep": ("tensorflow",), "transfer": ("tensorflow", "musicnn")}
-
-
-class GenreClassifier(mlflow.pyfunc.PythonModel):
-    """pyfunc: DataFrame[path] -> path, proba_<genre> x 10, genre (top-1), error (empty when ok)."""
-
-    def load_context(self, context: Any) -> None:
-        from musicgenre.models.predictor import load_predictor  # the trained model's own loader
-        settings = context.model_config
-        self.predictor = load_predictor(Path(context.artifacts["model_dir"]))
-        self.config = FeatureConfig(**settings["features"])
-        self.limits = Limits(**settings["limits"])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        classes = self.predictor.classes
-        paths = [str(path) for path in model_input["path"]]
-        items, errors = {}, {}
-        for index, path in enumerate(paths):
-            try:  # one bad file must not stop the batch: its row carries the reason instead
-                items[index] = extract_file(path, key=str(index), config=self.config, limits=self.limits,
-                                            embedding=self.predictor.embedding,  # None unless a transfer model
-                                            features=self.predictor.needs_features)
-            except (ValueError, OSError) as exc:
-                errors[index] = str(exc)
-        proba = np.full((len(paths), len(classes)), np.nan)
-        if items:
-            proba[list(items)] = self.predictor.predict_proba(list(items.values()))
-        out = pd.DataFrame(proba, columns=proba_columns(classes))
-        out.insert(0, "path", paths)
-        out["genre"] = [classes[int(np.argmax(row))] if i in items else None for i, row in enumerate(proba)]
-        out["error"] = [errors.get(i, "") for i in range(len(paths))]
-        return out
-
-
-def resolve_tracking_uri(*, params: dict[str, Any] | None = None) -> str:
-    """$MLFLOW_TRACKING_URI, else params register.tracking_uri with a relative sqlite path made absolute."""
-    if os.environ.get(TRACKING_ENV):
-        return os.environ[TRACKING_ENV]
-    uri = (params or load_params())["register"]["tracking_uri"]
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(project_root() / uri[len(prefix):])
-    return uri
+__all__ = ["register", "load_champion", "resolve_tracking_uri"]
+# what the pyfunc needs to serve, pinned to what it was logged with; never TensorFlow
+RUNTIME_PACKAGES = ("mlflow", "numpy", "onnxruntime", "soundfile", "soxr")
+FEATURE_PACKAGES = ("librosa", "pyFFTW", "scipy", "threadpoolctl")  # models that read the classic features
+SKOPS_PACKAGES = ("scikit-learn", "skops", "xgboost-cpu")  # a head that did not convert to ONNX
 
 
 def lock_path(*, uri: str, fallback_dir: Path) -> Path:
@@ -114,7 +74,7 @@ def git_commit() -> str:
 
 def data_md5() -> str:
     """The DVC hash of the imported GTZAN data (data.dvc outs)."""
-    from musicgenre.datasource import read_data_dvc
+    from .datasource import read_data_dvc
     stage = read_data_dvc()
     return stage["outs"][0]["md5"] if stage else "unknown"
 
@@ -125,9 +85,15 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def pip_requirements(*, family: str = "classic") -> list[str]:
+def pip_requirements(*, meta: ModelMeta) -> list[str]:
+    """The serving runtime of this model, pinned to the installed versions."""
+    packages = [*RUNTIME_PACKAGES]
+    if meta.input != "embedding":
+        packages += FEATURE_PACKAGES
+    if meta.served.get("format") != "onnx":
+        packages += SKOPS_PACKAGES
     pins = []
-    for package in (*RUNTIME_PACKAGES, *FAMILY_PACKAGES.get(family, ())):
+    for package in packages:
         try:
             pins.append(f"{package}=={metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -156,30 +122,32 @@ def experiment_id(*, client: MlflowClient, name: str, artifact_root: Path) -> st
 
 def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], uri: str,
                 fingerprint: str) -> str:
-    """Log one run (params, metrics, lineage, the pyfunc) and register it; returns the new version."""
-    settings, meta = params["register"], json.loads((model_dir / "meta.json").read_text())
+    """Log one run (params, metrics, lineage, the pyfunc over its bundle) and register it; returns the version."""
+    settings, meta = params["register"], ModelMeta.read(model_dir)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = experiment_id(client=client, name=settings["experiment"], artifact_root=resolve(settings["artifact_dir"]))
     features = FeatureConfig.from_params(params).as_dict()
-    with mlflow.start_run(experiment_id=exp, run_name=f"{meta['model']}-{meta['protocol']}"):
-        mlflow.log_params({**flatten("model", meta["params"]), **flatten("features", features),
-                           **flatten("embeddings", meta.get("embeddings", {})),  # transfer models only
-                           "model.name": meta["model"], "model.input": meta["input"],
-                           "protocol": meta["protocol"], "n_train_tracks": meta["n_train_tracks"]})
+    with tempfile.TemporaryDirectory(prefix="bundle-") as scratch, \
+            mlflow.start_run(experiment_id=exp, run_name=f"{meta.model}-{meta.protocol}"):
+        bundle = Path(scratch) / BUNDLE_ARTIFACT
+        bundle_sha = build_bundle(model_dir=model_dir, target=bundle, settings={"features": features,
+                                                                               "limits": params["limits"]})
+        mlflow.log_params({**flatten("model", meta.params), **flatten("features", features),
+                           **flatten("embeddings", meta.embeddings or {}),  # transfer models only
+                           "model.name": meta.model, "model.input": meta.input, "model.served_by": meta.served["format"],
+                           "protocol": meta.protocol, "n_train_tracks": meta.n_train_tracks})
         mlflow.log_metrics({f"{split}_{name}": value for split in ("valid", "test")
                             for name, value in scores.get(split, {}).items()})
         mlflow.log_metrics({name: value for name, value in scores.items() if name.startswith("cv_")})
         lineage = {"git_commit": git_commit(), "data_md5": data_md5(), "valid_fingerprint": fingerprint,
-                   "model": meta["model"], "protocol": meta["protocol"]}
+                   "model": meta.model, "protocol": meta.protocol, BUNDLE_TAG: bundle_sha}
         mlflow.set_tags(lineage)
-        mlflow.log_dict({"features": features, "limits": params["limits"]}, "feature_config.json")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model_dir": str(model_dir)},
-            model_config={"features": features, "limits": params["limits"]},
-            signature=signature(classes=params["genres"]), pip_requirements=pip_requirements(family=meta["family"]),
-            registered_model_name=settings["model_name"])
+            name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={BUNDLE_ARTIFACT: str(bundle)}, signature=signature(classes=params["genres"]),
+            pip_requirements=pip_requirements(meta=meta), registered_model_name=settings["model_name"])
     version = str(info.registered_model_version)
     for key, value in {**lineage, f"valid_{settings['metric']}": scores["valid"][settings["metric"]]}.items():
         client.set_model_version_tag(settings["model_name"], version, key, str(value))
@@ -188,13 +156,13 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
 
 def rescore(*, uri: str, name: str, version: str, valid: pd.DataFrame, metric: str) -> float:
     """A version's valid metric recomputed through its pyfunc on the given valid tracks (path, genre)."""
-    from musicgenre.evaluation import split_metrics
+    from .evaluation import split_metrics
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     out = model.predict(valid[["path"]])
     if (out["error"] != "").any():
         raise ValueError(f"re-scoring version {version} failed on {out.loc[out['error'] != '', 'error'].tolist()[:3]}")
     frame = out.assign(genre=valid["genre"].to_numpy(), track=valid["track"].to_numpy())
-    classes = [c[len("proba_"):] for c in out.columns if c.startswith("proba_")]
+    classes = classes_of(list(out.columns))
     return split_metrics(frame=frame, classes=classes)[metric]
 
 
@@ -233,7 +201,7 @@ def register(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any],
     split (used only to re-score when the champion was evaluated on other data)."""
     settings = params["register"]
     uri = resolve_tracking_uri(params=params)
-    tracks = pd.read_parquet(model_dir / "predictions.parquet").query("split == 'valid'")["track"].tolist()
+    tracks = pd.read_parquet(model_dir / PREDICTIONS_FILE).query("split == 'valid'")["track"].tolist()
     fingerprint = valid_fingerprint(tracks=tracks, hashes=hashes or {})
     report_dir = resolve(settings["report_dir"])
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def standard_split(tracks: pd.DataFrame, *, min_coverage: float) -> pd.Series | 
     """Kereliuk, Sturm & Larsen's fault-filtered split when enough of the full GTZAN is present.
 
     Tracks outside it (the faulty ones it filters) are marked `excluded`."""
-    source = resources.files("musicgenre.resources") / "filtered_split.csv"
+    source = resources.files(f"{__package__}.resources") / "filtered_split.csv"
     with source.open("r", encoding="utf-8") as handle:
         standard = pd.read_csv(handle).set_index("track")["split"]
     coverage = standard.index.isin(tracks["track"]).mean()

@@ -9,6 +9,7 @@ from musicgenre.crossval import cross_validate
 from musicgenre.evaluation import (confusion_pairs, evaluate_predictions, load_run, misclassifications,
                                    plot_confusion)
 from musicgenre.io import write_csv, write_json, write_text
+from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE
 from stages._cli import StageError, run_stage
 
 SCALARS = ("accuracy", "macro_f1", "log_loss")
@@ -17,10 +18,10 @@ CV_PROTOCOL = "grouped"  # the cross-validation is artist-grouped: its numbers s
 
 def model_dirs(*, models_dir: Path) -> list[Path]:
     """Every <model>/<protocol>/ folder holding a finished run (meta.json + predictions)."""
-    found = sorted(path.parent for path in models_dir.glob("*/*/meta.json")
-                   if (path.parent / "predictions.parquet").is_file())
+    found = sorted(path.parent for path in models_dir.glob(f"*/*/{META_FILE}")
+                   if (path.parent / PREDICTIONS_FILE).is_file())
     if not found:
-        raise StageError(f"no trained models (meta.json + predictions.parquet) under {models_dir}")
+        raise StageError(f"no trained models ({META_FILE} + {PREDICTIONS_FILE}) under {models_dir}")
     return found
 
 
@@ -78,8 +79,8 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
     the others get the reason they were skipped."""
     from joblib import Parallel, delayed
 
-    from musicgenre.embeddings import EmbeddingConfig
     from musicgenre.models.data import load_tables
+    from stages.embed import tagger_ref
     settings, configured = params["evaluate"], params["models"]
     skipped = {model: skip_reason(family=configured.get(model, {}).get("family")) for model in models
                if configured.get(model, {}).get("family") not in settings["cv_families"]}
@@ -88,7 +89,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         return {}, skipped
     transfer = any(configured[model]["family"] == "transfer" for model in chosen)
     tables = load_tables(params=params, embeddings=transfer)
-    embedding = EmbeddingConfig.from_params(params) if transfer else None
+    embedding = tagger_ref(params) if transfer else None
     jobs = (delayed(cross_validate)(name=model, settings=configured[model], tables=tables, classes=params["genres"],
                                     seed=params["seed"], folds=settings["cv_folds"], repeats=settings["cv_repeats"],
                                     threads=params["train"]["threads"], embedding=embedding) for model in chosen)
@@ -113,16 +114,16 @@ def misclassification_markdown(*, report: dict[str, list[dict[str, Any]]], limit
 def score_run(*, model_dir: Path, settings: dict[str, Any], genres: list[str], out: Path) -> tuple[dict, dict, list]:
     """Metrics, confusion plot data + PNG and misclassifications of one model/protocol."""
     meta, predictions = load_run(model_dir)
-    if meta["classes"] != genres:
-        raise StageError(f"{model_dir}: classes {meta['classes']} differ from params genres {genres}")
+    if meta.classes != genres:
+        raise StageError(f"{model_dir}: classes {meta.classes} differ from params genres {genres}")
     result = evaluate_predictions(frame=predictions, classes=genres, splits=settings["splits"])
     if "test" not in result:
-        raise StageError(f"{model_dir}: predictions.parquet has no test rows")
-    name = f"{meta['model']}_{meta['protocol']}"
+        raise StageError(f"{model_dir}: {PREDICTIONS_FILE} has no test rows")
+    name = f"{meta.model}_{meta.protocol}"
     test = predictions[predictions["split"] == "test"]
     write_csv(out / "confusion" / f"{name}.csv", confusion_pairs(frame=test, classes=genres))
     plot_confusion(matrix=result["test"]["confusion"], classes=genres, target=out / "figures" / f"{name}.png",
-                   title=f"{meta['model']} ({meta['protocol']}) test accuracy {result['test']['accuracy']:.2f}")
+                   title=f"{meta.model} ({meta.protocol}) test accuracy {result['test']['accuracy']:.2f}")
     return meta, result, misclassifications(frame=test, classes=genres, top_k=settings["top_k"])
 
 
@@ -144,9 +145,9 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, list] = {}
     for model_dir in model_dirs(models_dir=resolve(params["paths"]["models"])):
         meta, result, wrong = score_run(model_dir=model_dir, settings=settings, genres=genres, out=out)
-        metrics.setdefault(meta["model"], {})[meta["protocol"]] = scalar_metrics(result)
-        details.setdefault(meta["model"], {})[meta["protocol"]] = result
-        errors[f"{meta['model']} ({meta['protocol']})"] = wrong
+        metrics.setdefault(meta.model, {})[meta.protocol] = scalar_metrics(result)
+        details.setdefault(meta.model, {})[meta.protocol] = result
+        errors[f"{meta.model} ({meta.protocol})"] = wrong
     protocols = sorted({protocol for by_protocol in metrics.values() for protocol in by_protocol})
     cv, skipped = cross_validation(params, models=sorted(m for m in metrics if CV_PROTOCOL in metrics[m]))
     for model, scores in cv.items():

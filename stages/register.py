@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from musicgenre.config import resolve
 from musicgenre.io import write_json
+from musicgenre.models.predictor import PREDICTIONS_FILE
 from musicgenre.registry import choose_champion, register, resolve_tracking_uri
 from stages._cli import StageError, run_stage
 
@@ -17,7 +18,7 @@ def valid_audio(*, params: dict[str, Any], model_dir) -> tuple[pd.DataFrame, dic
     """The valid tracks with their audio paths (for re-scoring) and every track's content hash."""
     manifest = pd.read_csv(resolve(params["paths"]["manifest"]))
     manifest["path"] = [str(resolve(path)) for path in manifest["path"]]
-    predictions = pd.read_parquet(model_dir / "predictions.parquet")
+    predictions = pd.read_parquet(model_dir / PREDICTIONS_FILE)
     valid = predictions.loc[predictions["split"] == "valid", ["track", "genre"]]
     valid = valid.merge(manifest[["track", "path"]], on="track", how="left")
     return valid, dict(zip(manifest["track"], manifest["sha256"]))

@@ -16,13 +16,13 @@ import pandas as pd
 import typer
 
 from musicgenre.config import load_params, resolve
-from musicgenre.embeddings import EmbeddingConfig
-from musicgenre.io import write_json, write_parquet
-from musicgenre.models import Predictor, fit_predictor, load_predictor, model_names
+from musicgenre.io import atomic_dir, write_parquet
+from musicgenre.models import TrainedModel, fit_predictor, load_predictor, model_names
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
-from musicgenre.io import atomic_dir
-from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE
+from musicgenre.models.predictor import PREDICTIONS_FILE, ExportSettings, ModelMeta, proba_columns
+from musicgenre.tagger import EmbeddingConfig
 from stages._cli import StageError
+from stages.embed import tagger_ref
 
 
 def train(params: dict[str, Any], *, model: str) -> dict[str, Any]:
@@ -48,39 +48,39 @@ def train_protocol(params: dict[str, Any], *, model: str, tables: Tables, protoc
     items = track_features(tables=tables, tracks=split["track"])
     part = {name: (split["split"] == name).to_numpy() for name in ("train", "valid")}
     transfer = settings["family"] == "transfer"
-    embedding = EmbeddingConfig.from_params(params) if transfer else None
     started = time.perf_counter()
     predictor = fit_predictor(
         name=model, settings=settings, seed=params["seed"], classes=genres, threads=params["train"]["threads"],
         train_items=[i for i, keep in zip(items, part["train"]) if keep], train_labels=labels[part["train"]],
         valid_items=[i for i, keep in zip(items, part["valid"]) if keep], valid_labels=labels[part["valid"]],
-        embedding=embedding)
-    meta = {"model": model, "family": settings["family"], "input": predictor.input, "protocol": protocol,
-            "classes": genres,
-            "feature_columns": tables.feature_columns if settings["family"] in ("classic", "transfer") else [],
-            **({"embeddings": embedding.as_dict()} if transfer else {}),
-            "train_seconds": round(time.perf_counter() - started, 3), "params": settings,
-            "n_train_tracks": int(part["train"].sum()), "seed": params["seed"]}
-    predictions = write_model_dir(target=target, predictor=predictor, meta=meta, split=split, items=items)
-    return {"train_seconds": meta["train_seconds"], **track_accuracy(predictions, genres=genres)}
+        embedding=tagger_ref(params) if transfer else None)
+    seconds = time.perf_counter() - started
+    meta = ModelMeta(model=model, family=settings["family"], input=predictor.input, protocol=protocol, classes=genres,
+                     params=settings, n_train_tracks=int(part["train"].sum()), seed=params["seed"],
+                     feature_columns=tables.feature_columns if settings["family"] != "deep" else [],
+                     embeddings=EmbeddingConfig.from_params(params).as_dict() if transfer else None)
+    predictions = write_model_dir(target=target, predictor=predictor, meta=meta, split=split, items=items,
+                                  export=ExportSettings.from_params(params))
+    return {"train_seconds": round(seconds, 1), "served_by": meta.served["format"],
+            **track_accuracy(predictions, genres=genres)}
 
 
-def write_model_dir(*, target: Path, predictor: Predictor, meta: dict[str, Any], split: pd.DataFrame,
-                    items: list) -> pd.DataFrame:
-    """Save model + meta, reload it, predict every track with the reloaded model; all or nothing."""
+def write_model_dir(*, target: Path, predictor: TrainedModel, meta: ModelMeta, split: pd.DataFrame,
+                    items: list, export: ExportSettings) -> pd.DataFrame:
+    """Save model + meta, reload it as served, predict every track with it; all or nothing."""
     with atomic_dir(target) as tmp:
-        predictor.save(tmp)
-        write_json(tmp / META_FILE, meta)
+        meta.served = predictor.save(tmp, export=export)
+        meta.write(tmp)
         proba = load_predictor(tmp).predict_proba(items)
         predictions = split[["track", "genre", "split"]].reset_index(drop=True)
-        predictions[[f"proba_{genre}" for genre in meta["classes"]]] = proba
+        predictions[proba_columns(meta.classes)] = proba
         write_parquet(tmp / PREDICTIONS_FILE, predictions)
     return predictions
 
 
 def track_accuracy(predictions: pd.DataFrame, *, genres: list[str]) -> dict[str, float]:
     """Share of tracks whose most probable genre is the true one, per split."""
-    columns = [f"proba_{genre}" for genre in genres]
+    columns = proba_columns(genres)
     predicted = np.asarray(genres)[predictions[columns].to_numpy().argmax(axis=1)]
     correct = pd.Series(predicted == predictions["genre"].to_numpy(), index=predictions.index)
     return {f"{name}_accuracy": round(float(correct[predictions["split"] == name].mean()), 4)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import skops.io as sio
 from sklearn.base import ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import BaggingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
@@ -22,12 +21,10 @@ from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-from musicgenre.extraction import TrackFeatures
-from musicgenre.models.predictor import Predictor, mean_by_track, normalise_rows, require_segments
-
-MODEL_FILE = "model.skops"
-# skops refuses unknown types on load; only these libraries' types may be in our own model files
-TRUSTED_PREFIXES = ("sklearn.", "xgboost.", "numpy.", "scipy.", "builtins.")
+from ..extraction import TrackFeatures
+from .heads import save_head
+from .predictor import ExportSettings, TrainedModel, mean_by_track, normalise_rows, scatter_classes
+from .served import design_matrix
 
 
 def _lr_bagging(h: dict[str, Any], seed: int) -> ClassifierMixin:
@@ -73,41 +70,26 @@ BUILDERS: dict[str, Callable[[dict[str, Any], int], ClassifierMixin]] = {
 SAMPLE_WEIGHTED = {"xgboost"}
 
 
-def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray, list[int]]:
-    """Rows to classify and how many belong to each track (1 per track for `track`)."""
-    if input == "track":
-        return np.stack([item.track_vector for item in items]), [1] * len(items)
-    if input == "segment":
-        require_segments(items=items, counts=[len(item.segment_vectors) for item in items])
-        return np.concatenate([item.segment_vectors for item in items]), [len(item.segment_vectors) for item in items]
-    raise ValueError(f"unknown classic input {input!r} (track or segment)")
+class ClassicPredictor(TrainedModel):
+    """A fitted scaler + estimator pipeline, in memory (training, cross-validation)."""
 
-
-class ClassicPredictor(Predictor):
     family = "classic"
 
-    def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str):
+    def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str, rows: np.ndarray | None = None):
         super().__init__(classes=classes, input=input)
         self.pipeline = pipeline
+        self.rows = rows  # training rows: the ONNX head is checked on them when saved
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         rows, counts = design_matrix(items=items, input=self.input)
-        partial = self.pipeline.predict_proba(rows)
-        proba = np.zeros((len(rows), len(self.classes)))
-        proba[:, self.pipeline.classes_.astype(int)] = partial  # a class absent from training gets 0
+        proba = scatter_classes(partial=self.pipeline.predict_proba(rows),
+                                present=self.pipeline.classes_.astype(int).tolist(), n_classes=len(self.classes))
         return normalise_rows(mean_by_track(proba=proba, counts=counts))
 
-    def save(self, directory: Path) -> None:
-        sio.dump(self.pipeline, Path(directory) / MODEL_FILE)
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> "ClassicPredictor":
-        path = Path(directory) / MODEL_FILE
-        untrusted = sio.get_untrusted_types(file=path)
-        foreign = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
-        if foreign:
-            raise ValueError(f"{path} holds types outside sklearn/xgboost/numpy: {foreign}")
-        return cls(pipeline=sio.load(path, trusted=untrusted), classes=meta["classes"], input=meta["input"])
+    def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
+        if self.rows is None:
+            raise ValueError("save: the training rows are needed to check the ONNX head")
+        return save_head(pipeline=self.pipeline, rows=self.rows, directory=directory, export=export)
 
 
 def fit_classic(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
@@ -122,4 +104,4 @@ def fit_classic(*, name: str, settings: dict[str, Any], seed: int, classes: list
     fit_params = {"model__sample_weight": compute_sample_weight("balanced", labels)} if name in SAMPLE_WEIGHTED else {}
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, labels, **fit_params)
-    return ClassicPredictor(pipeline=pipeline, classes=classes, input=settings["input"])
+    return ClassicPredictor(pipeline=pipeline, classes=classes, input=settings["input"], rows=rows)

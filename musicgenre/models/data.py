@@ -11,9 +11,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from musicgenre.config import resolve
-from musicgenre.extraction import TrackFeatures
-from musicgenre.features import FeatureConfig, feature_names
+from ..config import resolve
+from ..extraction import TrackFeatures
+from ..features import FeatureConfig, feature_names
 
 SPLITS = ("train", "valid", "test")
 

@@ -1,6 +1,9 @@
 """Deep models in Keras 3 on the 3-s log-mel segments: a small CNN and a CRNN (convolutions, then a GRU
 over time). A track's probability is the mean over its segments. Inputs are standardised per mel band
 with statistics of the training split only, stored beside the model (norm.json).
+
+Saved as Keras (`model.keras`, to inspect or fine-tune) and as ONNX (`model.onnx`, what serves): the
+export is checked against Keras on training segments, so serving never needs TensorFlow.
 """
 from __future__ import annotations
 
@@ -11,17 +14,19 @@ from typing import Any
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from musicgenre.extraction import TrackFeatures
-from musicgenre.io import write_json
-from musicgenre.models.predictor import Predictor, mean_by_track, normalise_rows, require_segments
-from musicgenre.tf_runtime import tensorflow
+from ..extraction import TrackFeatures
+from ..io import write_json
+from ..tf_runtime import tensorflow
+from .predictor import ExportSettings, TrainedModel, mean_by_track, normalise_rows, require_segments
 
 tf = tensorflow()  # before keras, which would import it with the start-up notices
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-MODEL_FILE = "model.keras"
+KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
 NORM_FILE = "norm.json"
+CHECK_SEGMENTS = 64  # training segments on which the ONNX export must match Keras
 
 
 def configure_threads(*, threads: int) -> None:
@@ -72,32 +77,48 @@ def build_network(*, architecture: str, h: dict[str, Any], input_shape: tuple[in
     return model
 
 
-class DeepPredictor(Predictor):
+def normalise(segments: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(n, mel, frames) -> (n, mel, frames, 1) standardised per mel band (training statistics)."""
+    return ((segments - mean[None, :, None]) / std[None, :, None])[..., None].astype(np.float32)
+
+
+class DeepPredictor(TrainedModel):
     family = "deep"
 
     def __init__(self, *, network: keras.Model, mean: np.ndarray, std: np.ndarray, classes: list[str],
-                 batch_size: int):
+                 batch_size: int, check: np.ndarray | None = None):
         super().__init__(classes=classes, input="logmel")
         self.network, self.mean, self.std, self.batch_size = network, mean, std, batch_size
+        self.check = check  # raw training segments the ONNX export is checked on
 
     def normalise(self, segments: np.ndarray) -> np.ndarray:
-        return ((segments - self.mean[None, :, None]) / self.std[None, :, None])[..., None]
+        return normalise(segments, mean=self.mean, std=self.std)
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         segments, counts = stack_segments(items)
         proba = self.network.predict(self.normalise(segments), batch_size=self.batch_size, verbose=0)
         return normalise_rows(mean_by_track(proba=proba, counts=counts))
 
-    def save(self, directory: Path) -> None:
-        self.network.save(Path(directory) / MODEL_FILE)
-        write_json(Path(directory) / NORM_FILE, {"mean": self.mean, "std": self.std, "axis": "mel"})
+    def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
+        directory = Path(directory)
+        self.network.save(directory / KERAS_FILE)
+        write_json(directory / NORM_FILE, {"mean": self.mean, "std": self.std, "axis": "mel"})
+        self.network.export(str(directory / ONNX_FILE), format="onnx", verbose=False, opset_version=export.opset)
+        if self.check is not None:
+            check_export(network=self.network, path=directory / ONNX_FILE, inputs=self.normalise(self.check),
+                         atol=export.atol)
+        return {"format": "onnx", "onnx": ONNX_FILE, "norm": NORM_FILE, "keras": KERAS_FILE,
+                "batch_size": self.batch_size}
 
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> "DeepPredictor":
-        stats = json.loads((Path(directory) / NORM_FILE).read_text(encoding="utf-8"))
-        return cls(network=keras.models.load_model(Path(directory) / MODEL_FILE, compile=False),
-                   mean=np.asarray(stats["mean"], np.float32), std=np.asarray(stats["std"], np.float32),
-                   classes=meta["classes"], batch_size=meta["params"]["hyper"]["batch_size"])
+
+def check_export(*, network: keras.Model, path: Path, inputs: np.ndarray, atol: float) -> None:
+    """The ONNX graph must give Keras' probabilities: there is no fallback for a network."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    converted = session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    error = float(np.abs(converted - network.predict(inputs, verbose=0)).max())
+    if error > atol:
+        raise ValueError(f"{path}: the ONNX export differs from Keras by {error:.2e} (> {atol})")
 
 
 def fit_deep(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
@@ -112,7 +133,8 @@ def fit_deep(*, name: str, settings: dict[str, Any], seed: int, classes: list[st
     mean, std = x_train.mean(axis=(0, 2)), x_train.std(axis=(0, 2)) + h["std_floor"]
     predictor = DeepPredictor(network=build_network(architecture=settings["architecture"], h=h,
                                                     input_shape=x_train.shape[1:], n_classes=len(classes)),
-                              mean=mean, std=std, classes=classes, batch_size=h["batch_size"])
+                              mean=mean, std=std, classes=classes, batch_size=h["batch_size"],
+                              check=x_train[:CHECK_SEGMENTS])
     x_valid, valid_counts = stack_segments(valid_items)
     validation = (predictor.normalise(x_valid), np.repeat(np.asarray(valid_labels), valid_counts))
     present = np.unique(y_train)

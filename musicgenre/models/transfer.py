@@ -1,12 +1,13 @@
-"""Transfer models: a classic estimator on the pretrained tagger's embeddings (musicgenre.embeddings).
+"""Transfer models: a classic estimator on the pretrained tagger's embeddings (musicgenre.tagger).
 
 `input: embedding` sees the [mean, max] tagger embedding of the track; `input: embedding+track` sees it
 concatenated with the classic whole-track feature vector. The embedding config is stored with the
-model (meta.json), so at predict time extract_file computes the same embedding from the audio.
+model (meta.json) and the exported tagger is copied into the model folder (`tagger/`), so the folder
+computes the same embedding from audio wherever it is served.
 """
 from __future__ import annotations
 
-import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from musicgenre.embeddings import EmbeddingConfig
-from musicgenre.extraction import TrackFeatures
-from musicgenre.models.classic import BUILDERS, ClassicPredictor
-from musicgenre.models.predictor import normalise_rows
+from ..extraction import TrackFeatures
+from ..tagger import TAGGER_FILES, TaggerRef
+from .classic import BUILDERS, ClassicPredictor
+from .predictor import ExportSettings
+from .served import design_matrix
+
+TAGGER_FOLDER = "tagger"  # inside a transfer model's folder: the exported tagger it embeds with
 
 INPUTS = ("embedding", "embedding+track")
 
@@ -34,41 +38,23 @@ def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
 ESTIMATORS = {**BUILDERS, "logistic": _logistic}
 
 
-def transfer_matrix(*, items: list[TrackFeatures], input: str) -> np.ndarray:
-    """One row per track: the embedding, optionally followed by the classic track vector."""
-    if input not in INPUTS:
-        raise ValueError(f"unknown transfer input {input!r} ({' or '.join(INPUTS)})")
-    missing = [item.key for item in items if item.embedding is None]
-    if missing:
-        raise ValueError(f"no tagger embedding for {missing[:5]}: extract with the predictor's embedding config")
-    rows = np.stack([item.embedding for item in items])
-    if input == "embedding+track":
-        rows = np.hstack([rows, np.stack([item.track_vector for item in items])])
-    return rows
-
-
 class TransferPredictor(ClassicPredictor):
-    """A scaler + estimator pipeline saved like the classic ones, plus the embedding it expects."""
+    """A scaler + estimator pipeline on embedding rows, plus the tagger that makes them."""
 
     family = "transfer"
 
-    def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str, embedding: EmbeddingConfig):
-        super().__init__(pipeline=pipeline, classes=classes, input=input)
-        self.embedding = embedding  # read by extract_file's callers (pyfunc, monitoring) to fill TrackFeatures
+    def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str, embedding: TaggerRef,
+                 rows: np.ndarray | None = None):
+        super().__init__(pipeline=pipeline, classes=classes, input=input, rows=rows)
+        self.embedding = embedding
         self.needs_features = input != "embedding"
 
-    def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
-        partial = self.pipeline.predict_proba(transfer_matrix(items=items, input=self.input))
-        proba = np.zeros((len(items), len(self.classes)))
-        proba[:, self.pipeline.classes_.astype(int)] = partial  # a class absent from training gets 0
-        return normalise_rows(proba)
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> "TransferPredictor":
-        classic = ClassicPredictor.load(directory, meta)  # same skops file and trusted-type check
-        # a loaded model embeds with every core of the machine it runs on, whatever the training run used
-        embedding = dataclasses.replace(EmbeddingConfig(**meta["embeddings"]), threads=0)
-        return cls(pipeline=classic.pipeline, classes=meta["classes"], input=meta["input"], embedding=embedding)
+    def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
+        served = super().save(directory, export=export)
+        (Path(directory) / TAGGER_FOLDER).mkdir()
+        for name in TAGGER_FILES:
+            shutil.copy2(Path(self.embedding.folder) / name, Path(directory) / TAGGER_FOLDER / name)
+        return {**served, "tagger": TAGGER_FOLDER}
 
 
 def capped_calibration(*, hyper: dict[str, Any], labels: np.ndarray) -> dict[str, Any]:
@@ -82,13 +68,16 @@ def capped_calibration(*, hyper: dict[str, Any], labels: np.ndarray) -> dict[str
 
 def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
                  train_items: list[TrackFeatures], train_labels: np.ndarray,
-                 embedding: EmbeddingConfig) -> TransferPredictor:
+                 embedding: TaggerRef) -> TransferPredictor:
     """Standardise the embedding rows and fit the configured classic estimator (settings.estimator)."""
     if settings["estimator"] not in ESTIMATORS:
         raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(ESTIMATORS)}")
-    rows = transfer_matrix(items=train_items, input=settings["input"])
+    if settings["input"] not in INPUTS:
+        raise ValueError(f"model {name!r}: unknown transfer input {settings['input']!r} ({' or '.join(INPUTS)})")
+    rows, _ = design_matrix(items=train_items, input=settings["input"])
     hyper = capped_calibration(hyper=settings["hyper"], labels=np.asarray(train_labels))
     pipeline = Pipeline([("scale", StandardScaler()), ("model", ESTIMATORS[settings["estimator"]](hyper, seed))])
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, np.asarray(train_labels))
-    return TransferPredictor(pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding)
+    return TransferPredictor(pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding,
+                             rows=rows)

@@ -1,15 +1,16 @@
 """The model tests' shared temporary MLflow registry (session scope: built once for all model tests)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from musicgenre.evaluation import evaluate_predictions, proba_columns
+from musicgenre.evaluation import evaluate_predictions
+from musicgenre.models import load_predictor
 from musicgenre.models.classic import fit_classic
+from musicgenre.models.predictor import PREDICTIONS_FILE, ExportSettings, ModelMeta, proba_columns
 from musicgenre.models.data import load_tables, protocol_split, track_features
 from musicgenre.registry import register
 from stages.evaluate import scalar_metrics
@@ -45,14 +46,14 @@ def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: 
                             train_items=track_features(tables=tables, tracks=train["track"]), train_labels=labels)
     model_dir = root / name / "grouped"
     model_dir.mkdir(parents=True)
-    predictor.save(model_dir)
-    proba = predictor.predict_proba(track_features(tables=tables, tracks=split["track"]))
+    meta = ModelMeta(model=name, family="classic", input="track", protocol="grouped", classes=genres,
+                     params={"family": "classic", **SMALL_LR}, n_train_tracks=len(train), seed=params["seed"],
+                     feature_columns=tables.feature_columns)
+    meta.served = predictor.save(model_dir, export=ExportSettings.from_params(params))
+    meta.write(model_dir)
+    proba = load_predictor(model_dir).predict_proba(track_features(tables=tables, tracks=split["track"]))
     predictions = pd.concat([split, pd.DataFrame(proba, columns=proba_columns(genres))], axis=1)
-    predictions.to_parquet(model_dir / "predictions.parquet", index=False)
-    meta = {"model": name, "family": "classic", "input": "track", "protocol": "grouped", "classes": genres,
-            "feature_columns": tables.feature_columns, "train_seconds": 0.0, "params": SMALL_LR,
-            "n_train_tracks": len(train)}
-    (model_dir / "meta.json").write_text(json.dumps(meta))
+    predictions.to_parquet(model_dir / PREDICTIONS_FILE, index=False)
     scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=genres, splits=["train", "valid", "test"]))
     return model_dir, scores
 
@@ -71,3 +72,42 @@ def registry(params, tmp_path_factory):
                    ((bad_dir, bad), (good_dir, good), (bad_dir, bad))]
         yield {"uri": uri, "good_dir": good_dir, "params": local, "records": records, "scores": {"chance": bad, "lr": good},
                "report_dir": root / "reports"}
+
+
+def train_and_register(*, params: dict, root: Path, model: str, overrides: dict | None = None) -> dict:
+    """Train `model` with the real train stage (grouped protocol only) into `root`, register it in a
+    sqlite registry under `root`; params and the registry URI for the tests."""
+    import yaml
+
+    from stages.train import train
+    uri, local = local_registry(params, root)
+    local["paths"]["models"] = str(root / "models")
+    local["train"]["protocols"] = ["grouped"]
+    for key, value in (overrides or {}).items():
+        local["models"][model]["hyper"][key] = value
+    train(local, model=model)
+    model_dir = root / "models" / model / "grouped"
+    predictions = pd.read_parquet(model_dir / PREDICTIONS_FILE)
+    scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=local["genres"],
+                                                 splits=["train", "valid", "test"]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        record = register(model_dir=model_dir, scores=scores, params=local)
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(local))
+    return {"uri": uri, "params": local, "params_file": params_file, "model_dir": model_dir, "record": record}
+
+
+@pytest.fixture(scope="session")
+def transfer_champion(params, tmp_path_factory):
+    """transfer_logreg trained by the train stage on the real embeddings and registered as champion."""
+    return train_and_register(params=params, root=tmp_path_factory.mktemp("transfer"), model="transfer_logreg")
+
+
+def save_and_reload(predictor, *, params: dict, directory: Path, family: str, input: str):
+    """Save a freshly fitted model as the train stage does and load it back as served."""
+    meta = ModelMeta(model="test", family=family, input=input, protocol="grouped", classes=params["genres"],
+                     params={}, n_train_tracks=0, seed=params["seed"])
+    meta.served = predictor.save(directory, export=ExportSettings.from_params(params))
+    meta.write(directory)
+    return load_predictor(directory)

@@ -3,14 +3,15 @@ the segment vote works, and a saved model reloads to the same probabilities."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
 
 from musicgenre.extraction import TrackFeatures
-from musicgenre.models import fit_predictor, load_predictor
+from musicgenre.models import fit_predictor
 from musicgenre.models.predictor import META_FILE
-from musicgenre.io import write_json
+from tests.model.conftest import save_and_reload
 
 CHANCE = 0.1
 
@@ -45,14 +46,16 @@ def test_segment_vote_averages_segment_probabilities(params, grouped):
     np.testing.assert_allclose(proba[0, predictor.pipeline.classes_.astype(int)], segment_mean, atol=1e-9)
 
 
-def test_saved_classic_model_reloads_to_the_same_probabilities(params, grouped, tmp_path):
-    predictor = fit(params, grouped, name="xgboost", input="segment")
-    predictor.save(tmp_path)
-    write_json(tmp_path / META_FILE, {"family": "classic", "input": "segment", "classes": params["genres"]})
-    items = grouped["held_out"][0][:10]
-    reloaded = load_predictor(tmp_path)
+@pytest.mark.parametrize("name, served_by", [("xgboost", "skops"), ("lr_bagging", "onnx"), ("svm", "onnx")])
+def test_saved_classic_model_serves_the_same_probabilities(params, grouped, tmp_path, name, served_by):
+    """Saved as the train stage saves it: an ONNX head when skl2onnx reproduces the pipeline, else skops."""
+    predictor = fit(params, grouped, name=name, input="segment")
+    reloaded = save_and_reload(predictor, params=params, directory=tmp_path, family="classic", input="segment")
     assert reloaded.classes == params["genres"]
-    np.testing.assert_allclose(reloaded.predict_proba(items), predictor.predict_proba(items), atol=1e-12)
+    assert json.loads((tmp_path / META_FILE).read_text())["served"]["format"] == served_by
+    items = grouped["held_out"][0][:10]
+    atol = 1e-12 if served_by == "skops" else params["train"]["onnx"]["atol"]
+    np.testing.assert_allclose(reloaded.predict_proba(items), predictor.predict_proba(items), atol=atol)
 
 
 def test_track_without_segments_is_refused_by_name(params, grouped):

@@ -1,14 +1,13 @@
 """Deep models on the real log-mel segments: a short CNN run beats chance on unseen artists, the CRNN
-builds and trains, and both reload (model.keras + norm.json) to the same probabilities."""
+builds and trains, and both serve from their ONNX export (model.onnx + norm.json) with Keras' probabilities."""
 from __future__ import annotations
 
 import copy
 
 import numpy as np
 
-from musicgenre.io import write_json
-from musicgenre.models import fit_predictor, load_predictor
-from musicgenre.models.predictor import META_FILE
+from musicgenre.models import fit_predictor
+from tests.model.conftest import save_and_reload
 
 CHANCE = 0.1
 
@@ -29,11 +28,10 @@ def fit(params, grouped, *, name: str, epochs: int, train_tracks: slice = slice(
 
 
 def assert_round_trip(predictor, *, params, items, directory) -> np.ndarray:
-    predictor.save(directory)
-    write_json(directory / META_FILE, {"family": "deep", "input": "logmel", "classes": params["genres"],
-                                       "params": {"hyper": {"batch_size": predictor.batch_size}}})
+    served = save_and_reload(predictor, params=params, directory=directory, family="deep", input="logmel")
+    assert type(served).__module__ == "musicgenre.models.served"
     proba = predictor.predict_proba(items)
-    np.testing.assert_allclose(load_predictor(directory).predict_proba(items), proba, atol=1e-6)
+    np.testing.assert_allclose(served.predict_proba(items), proba, atol=params["train"]["onnx"]["atol"])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     return proba
 

@@ -16,12 +16,14 @@ import soundfile as sf
 from musicgenre.audio import AudioError, resample
 from musicgenre.config import PROJECT_ROOT, resolve
 from musicgenre.crossval import cross_validate
-from musicgenre.embeddings import EmbeddingConfig, embed_file, frozen_graph_def
 from musicgenre.evaluation import evaluate_predictions
 from musicgenre.extraction import Limits, extract_file
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.models.data import load_tables
 from musicgenre.registry import load_champion, register
+from musicgenre.tagger import TaggerRef
+from musicgenre.tagger_export import frozen_graph_def
+from stages.embed import tagger_ref
 from stages.evaluate import scalar_metrics
 from stages.train import train
 
@@ -30,8 +32,13 @@ MIN_COSINE = 0.99
 
 
 @pytest.fixture(scope="module")
-def embedding(params) -> EmbeddingConfig:
-    return EmbeddingConfig.from_params(params)
+def embedding(params, pipeline_artifacts) -> TaggerRef:
+    return tagger_ref(params)
+
+
+def embed_file(path, *, config: TaggerRef, limits: Limits) -> np.ndarray:
+    """The serving path's embedding of one file (no classic features)."""
+    return extract_file(path, key="k", config=None, limits=limits, embedding=config, features=False).embedding
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +90,11 @@ def test_too_short_or_bad_audio_is_named(params, embedding, tmp_path):
 def test_frozen_tagger_graph_feeds_only_the_spectrogram(embedding):
     """The training flag is a constant False (TensorFlow's optimiser then prunes the batch-norm and
     dropout training branches: 27 % of the tagger's time) and no variable is left to restore."""
-    graph = frozen_graph_def(embedding)
+    graph = frozen_graph_def(embedding.config)
     ops = {node.name: node.op for node in graph.node}
-    flag = next(node for node in graph.node if node.name == embedding.training_flag)
+    flag = next(node for node in graph.node if node.name == embedding.config.training_flag)
     assert flag.op == "Const" and flag.attr["value"].tensor.bool_val == [False]
-    assert [name for name, op in ops.items() if op == "Placeholder"] == [embedding.input_tensor]
+    assert [name for name, op in ops.items() if op == "Placeholder"] == [embedding.config.input_tensor]
     assert not {"VariableV2", "Variable", "VarHandleOp"} & set(ops.values())
 
 

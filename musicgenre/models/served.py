@@ -1,0 +1,100 @@
+"""A saved model folder as it serves: ONNX Runtime, never TensorFlow or Keras.
+
+`load_predictor` reads meta.json and builds the family's served predictor from the files `save`
+wrote. Evaluation, registration, `predict`, the scoring service and monitoring all go through it,
+so what is scored is what is served.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..extraction import TrackFeatures
+from ..tagger import EmbeddingConfig, TaggerRef, onnx_session
+from .heads import HeadFunction, load_head
+from .predictor import ModelMeta, Predictor, mean_by_track, normalise_rows, require_segments, scatter_classes
+
+
+def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray, list[int]]:
+    """Rows to classify and how many belong to each track."""
+    if input == "track":
+        return np.stack([item.track_vector for item in items]), [1] * len(items)
+    if input == "segment":
+        counts = [len(item.segment_vectors) for item in items]
+        require_segments(items=items, counts=counts)
+        return np.concatenate([item.segment_vectors for item in items]), counts
+    if input in ("embedding", "embedding+track"):
+        missing = [item.key for item in items if item.embedding is None]
+        if missing:
+            raise ValueError(f"no tagger embedding for {missing[:5]}: extract with the predictor's tagger")
+        rows = np.stack([item.embedding for item in items])
+        if input == "embedding+track":
+            rows = np.hstack([rows, np.stack([item.track_vector for item in items])])
+        return rows, [1] * len(items)
+    raise ValueError(f"unknown model input {input!r}")
+
+
+class ServedHead(Predictor):
+    """Classic and transfer models: feature rows -> head probabilities -> mean over a track's rows."""
+
+    def __init__(self, *, meta: ModelMeta, head: HeadFunction, embedding: TaggerRef | None):
+        super().__init__(classes=meta.classes, input=meta.input)
+        self.family, self.head, self.embedding = meta.family, head, embedding
+        self.present = [int(c) for c in meta.served["classes"]]
+        self.needs_features = meta.input != "embedding"
+
+    def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
+        rows, counts = design_matrix(items=items, input=self.input)
+        proba = scatter_classes(partial=self.head(rows), present=self.present, n_classes=len(self.classes))
+        return normalise_rows(mean_by_track(proba=proba, counts=counts))
+
+
+class ServedNetwork(Predictor):
+    """CNN / CRNN: standardised log-mel segments through the exported network, mean over a track's segments."""
+
+    family = "deep"
+
+    def __init__(self, *, meta: ModelMeta, directory: Path):
+        super().__init__(classes=meta.classes, input="logmel")
+        stats = json.loads((directory / meta.served["norm"]).read_text(encoding="utf-8"))
+        self.mean, self.std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+        self.session = onnx_session(directory / meta.served["onnx"])
+        self.batch_size = int(meta.served["batch_size"])
+
+    def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
+        counts = [0 if item.log_mels is None else len(item.log_mels) for item in items]
+        require_segments(items=items, counts=counts)
+        segments = np.concatenate([item.log_mels for item in items]).astype(np.float32)
+        inputs = ((segments - self.mean[None, :, None]) / self.std[None, :, None])[..., None].astype(np.float32)
+        name = self.session.get_inputs()[0].name
+        proba = np.concatenate([self.session.run(None, {name: inputs[start:start + self.batch_size]})[0]
+                                for start in range(0, len(inputs), self.batch_size)])
+        return normalise_rows(mean_by_track(proba=proba, counts=counts))
+
+
+def _head_model(meta: ModelMeta, directory: Path) -> Predictor:
+    embedding = None
+    if meta.family == "transfer":
+        config = EmbeddingConfig(**{**meta.embeddings, "threads": 0})  # every core of the serving machine
+        embedding = TaggerRef(str(directory / meta.served["tagger"]), config)
+    return ServedHead(meta=meta, head=load_head(directory=directory, served=meta.served), embedding=embedding)
+
+
+def _network(meta: ModelMeta, directory: Path) -> Predictor:
+    return ServedNetwork(meta=meta, directory=directory)
+
+
+FAMILIES: dict[str, Callable[[ModelMeta, Path], Predictor]] = {
+    "classic": _head_model, "transfer": _head_model, "deep": _network}
+
+
+def load_predictor(model_dir: Path) -> Predictor:
+    """The served Predictor of a model directory (artifacts/models/<model>/<protocol>, or a bundle's model/)."""
+    model_dir = Path(model_dir)
+    meta = ModelMeta.read(model_dir)
+    if meta.family not in FAMILIES:
+        raise ValueError(f"{model_dir}: unknown model family {meta.family!r}")
+    return FAMILIES[meta.family](meta, model_dir)

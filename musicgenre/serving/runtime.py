@@ -1,0 +1,67 @@
+"""A bundle's model as its own code serves it: audio paths in, genre probabilities out.
+
+This module runs from the bundle's private copy of the package (serving.loader), so everything it
+reaches must import relatively and must not import TensorFlow, Keras or MLflow. Its contract with the
+code that opens it (RUNTIME_API): `BundleModel.open(folder, workers=...)`, `.classes`, and
+`.predict_paths(paths) -> (probabilities, errors)`.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..extraction import Limits, TrackFeatures, extract_file
+from ..models.predictor import proba_columns
+from ..models.served import load_predictor
+from .bundle import MODEL_FOLDER, RUNTIME_API, BundleError, verify_bundle
+
+
+class BundleModel:
+    """The served predictor of a bundle, with the feature settings and limits it was registered with."""
+
+    def __init__(self, *, folder: Path, settings: dict[str, Any], workers: int):
+        if settings.get("api") != RUNTIME_API:
+            raise BundleError(f"{folder}: runtime API {settings.get('api')} is not {RUNTIME_API}")
+        self.folder, self.workers = Path(folder), max(1, workers)
+        self.predictor = load_predictor(self.folder / MODEL_FOLDER)
+        if self.predictor.embedding is not None and self.workers > 1:  # files in parallel: one thread each
+            self.predictor.embedding = self.predictor.embedding.single_threaded()
+        self.config = None
+        if self.predictor.needs_features:
+            from ..features import FeatureConfig  # the classic feature code loads only for models that read it
+            self.config = FeatureConfig(**settings["features"])
+        self.limits = Limits(**settings["limits"])
+
+    @classmethod
+    def open(cls, folder: Path, *, expected_sha256: str | None = None, workers: int = 1) -> "BundleModel":
+        settings = verify_bundle(folder, expected_sha256=expected_sha256)
+        return cls(folder=folder, settings=settings, workers=workers)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.predictor.classes)
+
+    @property
+    def proba_columns(self) -> list[str]:
+        return proba_columns(self.classes)
+
+    def extract(self, path: str) -> TrackFeatures | str:
+        """The model's inputs from one file, or the reason the file cannot be scored."""
+        try:
+            return extract_file(path, key=path, config=self.config, limits=self.limits,
+                                embedding=self.predictor.embedding, features=self.predictor.needs_features)
+        except (ValueError, OSError) as exc:
+            return str(exc)
+
+    def predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+        """(files, classes) probabilities, a NaN row for a file that failed; per file its error or ''."""
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            outcomes = list(pool.map(self.extract, [str(p) for p in paths]))
+        proba = np.full((len(outcomes), len(self.classes)), np.nan)
+        good = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)]
+        if good:
+            proba[good] = self.predictor.predict_proba([outcomes[i] for i in good])
+        return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes]

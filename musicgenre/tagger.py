@@ -1,0 +1,191 @@
+"""The pretrained musicnn tagger as it serves: an ONNX graph on ONNX Runtime, a numpy front end.
+
+`stages.export_tagger` converts the tagger once (TensorFlow, tf2onnx) into a folder holding
+`tagger.onnx` (the forward graph up to the embedding layer), `mel_basis.npy` (the tagger's mel filter
+bank) and `tagger.json` (its front end and tensor names). Everything here reads that folder only:
+neither TensorFlow nor librosa is imported, so a transfer model starts in a fraction of a second.
+
+Per track: float32 log-mel exactly as the tagger was trained on (power STFT of a periodic Hann
+window, centred with zero padding like librosa's, the mel bank, log10(C * mel + 1)); whole
+non-overlapping 3-s patches; at most `max_patches` of them, the centres of equal parts of the
+track, so the cost of a clip is bounded whatever its length; the layer's activations pooled over
+the chosen patches into [mean, max].
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "tagger.onnx"
+MEL_FILE = "mel_basis.npy"
+SPEC_FILE = "tagger.json"
+TAGGER_FILES = (MODEL_FILE, MEL_FILE, SPEC_FILE)
+
+
+class ModelFileError(RuntimeError):
+    """A model file (ONNX graph, mel bank, spec) is missing or unreadable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """params.embeddings: which tagger, which layer, how a track becomes patches."""
+    tagger: str                 # folder of the musicnn package: MSD_musicnn, MTT_musicnn
+    input_tensor: str           # the spectrogram placeholder (patches, frames, mel bands)
+    training_flag: str          # the is_training placeholder, frozen to False (batch-norm moving stats, no dropout)
+    layer: str                  # tensor whose activations are pooled into the embedding
+    patch_seconds: float        # the tagger's input length
+    log_compression: float      # C in log10(C * mel + 1), as the tagger's training pre-processing
+    max_patches: int | None     # patches per track, spread evenly; None = every whole patch
+    batch_patches: int          # patches per ONNX Runtime call (bounds memory on long files)
+    # intra-op threads, 0 = one per core: how to run, not what is computed (not compared)
+    threads: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_patches is not None and self.max_patches < 1:
+            raise ValueError(f"embeddings.max_patches must be >= 1 or null, not {self.max_patches}")
+        if self.batch_patches < 1 or self.patch_seconds <= 0 or self.log_compression <= 0:
+            raise ValueError("embeddings: batch_patches, patch_seconds and log_compression must be positive")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "EmbeddingConfig":
+        section = params["embeddings"]
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """The tagger's fixed input pipeline (tagger.json): the weights were trained on exactly this."""
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    patch_frames: int
+    input_name: str
+    output_name: str
+
+
+def read_front_end(folder: Path) -> FrontEnd:
+    path = Path(folder) / SPEC_FILE
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        return FrontEnd(**{f.name: spec[f.name] for f in fields(FrontEnd)})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: not a readable tagger spec ({exc})") from None
+
+
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """(frames, 1 + n_fft // 2) |STFT|^2 as librosa computes it: centred frames, zero padding, periodic Hann."""
+    y = np.asarray(y, dtype=np.float32)
+    padded = np.pad(y, n_fft // 2)
+    count = 1 + (len(padded) - n_fft) // hop_length
+    frames = np.lib.stride_tricks.as_strided(padded, shape=(count, n_fft),
+                                             strides=(padded.strides[0] * hop_length, padded.strides[0]))
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * window, axis=1).astype(np.complex64)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+
+
+def patch_indices(*, available: int, max_patches: int | None) -> np.ndarray:
+    """Which whole patches are used: all, or `max_patches` centres of equal parts of the track."""
+    if max_patches is None or available <= max_patches:
+        return np.arange(available)
+    return np.floor((np.arange(max_patches) + 0.5) * available / max_patches).astype(int)
+
+
+class Tagger:
+    """One ONNX Runtime session over an exported tagger folder; `embed(y)` for a signal at its rate."""
+
+    def __init__(self, folder: str | os.PathLike, *, config: EmbeddingConfig):
+        self.folder, self.config = Path(folder), config
+        self.front = read_front_end(self.folder)
+        self.mel_basis = _read_mel_basis(self.folder / MEL_FILE)
+        self.session = onnx_session(self.folder / MODEL_FILE, threads=config.threads)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.front.sample_rate
+
+    def patches(self, y: np.ndarray) -> np.ndarray:
+        """(patches, frames, n_mels) float32 log-mel patches of the signal, the chosen ones only."""
+        f = self.front
+        power = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length)
+        available = power.shape[0] // f.patch_frames
+        if available == 0:
+            raise ValueError(f"audio shorter than one {f.patch_frames}-frame patch of the tagger")
+        chosen = patch_indices(available=available, max_patches=self.config.max_patches)
+        windows = power[:available * f.patch_frames].reshape(available, f.patch_frames, -1)[chosen]
+        mel = windows @ self.mel_basis.T
+        return np.log10(self.config.log_compression * mel + 1.0, dtype=np.float32)
+
+    def activations(self, batch: np.ndarray) -> np.ndarray:
+        """(patches, units) activations of the exported layer, `batch_patches` at a time."""
+        step = self.config.batch_patches
+        parts = [self.session.run([self.front.output_name], {self.front.input_name: batch[start:start + step]})[0]
+                 for start in range(0, len(batch), step)]
+        return np.concatenate(parts).reshape(len(batch), -1)
+
+    def embed(self, y: np.ndarray) -> np.ndarray:
+        """[mean, max] over the chosen patches of the layer's activations (float64, 2 * units)."""
+        activations = self.activations(self.patches(y)).astype(np.float64)
+        embedding = np.concatenate([activations.mean(axis=0), activations.max(axis=0)])
+        if not np.isfinite(embedding).all():
+            raise ValueError("the tagger produced non-finite activations")
+        return embedding
+
+
+def _read_mel_basis(path: Path) -> np.ndarray:
+    try:
+        return np.ascontiguousarray(np.load(path, allow_pickle=False), dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot read the tagger's mel filter bank ({exc})") from None
+
+
+def onnx_session(path: Path, *, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session with full graph optimisation; a clear error naming a bad file."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 4  # failures reach the caller as exceptions; warnings are not the user's concern
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path}: ONNX model file missing")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad file
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+
+
+@dataclass(frozen=True)
+class TaggerRef:
+    """An exported tagger folder and how to run it: picklable, so each batch worker builds its own session."""
+    folder: str
+    config: EmbeddingConfig
+
+    def load(self) -> "Tagger":
+        return cached_tagger(self.folder, self.config)
+
+    def single_threaded(self) -> "TaggerRef":
+        """For worker processes that already use every core between them."""
+        return TaggerRef(self.folder, replace(self.config, threads=1))
+
+
+@functools.lru_cache(maxsize=4)
+def cached_tagger(folder: str, config: EmbeddingConfig) -> Tagger:
+    """One tagger per process, folder and config (worker processes of a batch each build their own)."""
+    return Tagger(folder, config=config)
+
+
+def embedding_columns(size: int) -> list[str]:
+    """Column names of an embedding of `size` values: the mean half, then the max half."""
+    half = size // 2
+    return [f"emb_mean_{i:03d}" for i in range(half)] + [f"emb_max_{i:03d}" for i in range(half)]
