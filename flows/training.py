@@ -4,7 +4,6 @@ function `dvc repro` runs. A stage whose `dvc status` is clean is skipped; one t
 run in parallel, at most orchestration.max_parallel_stages at once."""
 from __future__ import annotations
 
-import importlib
 import time
 from functools import partial
 from pathlib import Path
@@ -21,13 +20,15 @@ from flows.extraction import map_extraction, task_runner
 from flows.report import publish_report
 from musicgenre import datasource
 from musicgenre.config import load_params, project_root
+from musicgenre.errors import ConfigError, GenreError
 from stages._cli import StageError
+from stages.table import lookup
 
 # What may pass on a second try: I/O hiccups, a busy DVC lock. Anything else fails at once.
 TRANSIENT = (OSError, TimeoutError, LockError)
 
 
-class StageFailed(RuntimeError):
+class StageFailed(GenreError, RuntimeError):
     """A stage of the flow failed; the message names the stage and the reason."""
 
     def __init__(self, stage: str, reason: str, *, transient: bool):
@@ -36,22 +37,18 @@ class StageFailed(RuntimeError):
 
 
 def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """stages.<name>.<name> (or <name>_stage), with the foreach key as keyword for `name@key` stages."""
-    name, _, key = stage.partition("@")
+    """The function of `stage` in stages.table (`train@svm` -> train with model="svm"); featurize gets the
+    flow's track map on the task runner params choose (the same stage function `dvc repro` runs)."""
     try:
-        module = importlib.import_module(f"stages.{name}")
-    except ImportError as exc:
-        raise StageFailed(stage, f"cannot import stages.{name}: {exc}", transient=False) from exc
-    candidates = (getattr(module, name, None), getattr(module, f"{name}_stage", None))
-    defined_here = [fn for fn in candidates if callable(fn) and getattr(fn, "__module__", "") == module.__name__]
-    if not defined_here:
-        raise StageFailed(stage, f"stages.{name} defines no function {name}(params)", transient=False)
-    function = defined_here[0]
-    if name == "featurize":  # the same stage function, its track map on the task runner params choose
+        row, item = lookup(stage)
+        function = row.function()
+    except (ConfigError, ImportError) as exc:
+        raise StageFailed(stage, str(exc), transient=False) from exc
+    if row.name == "featurize":
         function = partial(function, extractor=partial(map_extraction, runner=task_runner(params),
                                                        retries=params["orchestration"]["extract_retries"]))
-    if key:
-        function = partial(function, **{params["orchestration"]["foreach_keyword"][name]: key})
+    if row.foreach:
+        function = partial(function, **{row.foreach: item})
     return function
 
 
@@ -82,7 +79,8 @@ def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, An
         raise StageFailed(stage, f"{type(exc).__name__}: {exc}", transient=isinstance(exc, TRANSIENT)) from exc
     dvc_state.commit(root, stage)
     seconds = round(time.perf_counter() - started, 2)
-    logger.info("%s done in %.1f s; outputs committed to dvc.lock", stage, seconds)
+    told = lookup(stage)[0].headline(summary) if isinstance(summary, dict) else ""
+    logger.info("%s done in %.1f s (%s); outputs committed to dvc.lock", stage, seconds, told)
     return {"stage": stage, "action": "ran", "seconds": seconds, "summary": summary}
 
 

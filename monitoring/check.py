@@ -11,11 +11,12 @@ from monitoring.dashboard import add_batch
 from monitoring.drift import CONFIDENCE, GENRE, analyse, save
 from monitoring.reference import reference_table
 from monitoring.scoring import Champion, ScoredBatch, score_batch
+from musicgenre.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-class EmptyBatch(ValueError):
+class EmptyBatch(DataError):
     """No file of the batch could be scored."""
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from monitoring.scoring import Champion, champion_embedding, champion_proba
 from musicgenre.config import resolve
 from musicgenre.embeddings import EmbeddingConfig
+from musicgenre.errors import DataError
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_parquet
 
@@ -19,7 +20,7 @@ def reference_tracks(*, params: dict[str, Any]) -> list[str]:
     splits = pd.read_csv(resolve(params["paths"]["splits"]))
     tracks = splits.loc[splits[settings["split_column"]] == settings["reference_split"], "track"].tolist()
     if not tracks:
-        raise ValueError(f"{resolve(params['paths']['splits'])}: no {settings['reference_split']!r} tracks "
+        raise DataError(f"{resolve(params['paths']['splits'])}: no {settings['reference_split']!r} tracks "
                          f"in {settings['split_column']!r}")
     return tracks
 

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from musicgenre.errors import GenreError
+
 _BIT_DEPTH = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32,
               "FLOAT": 32, "DOUBLE": 64, "ULAW": 8, "ALAW": 8}
 
 
-class AudioError(ValueError):
+class AudioError(GenreError, ValueError):
     """A file that cannot be used as audio; the message names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from musicgenre.config import project_root, resolve
+from musicgenre.errors import MissingInputError, ToolError
 
 SOURCE_ENV = "GTZAN_SOURCE"
 DATA_DVC = "data.dvc"
@@ -40,7 +41,7 @@ def sync(params: dict[str, Any], root: Path | None = None) -> str:
     root = root or project_root()
     source = configured_source(params)
     if not source.exists():
-        raise FileNotFoundError(f"GTZAN source {source} does not exist (set data.source or ${SOURCE_ENV})")
+        raise MissingInputError(f"GTZAN source {source} does not exist (set data.source or ${SOURCE_ENV})")
     if recorded_source(root) != source:
         _import(source, params["paths"]["raw"], root)
         return f"imported {source}"
@@ -70,5 +71,5 @@ def _dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     command = [sys.executable, "-m", "dvc", *args]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise RuntimeError(f"`dvc {' '.join(args)}` failed in {root}: {result.stderr.strip()[-2000:]}")
+        raise ToolError(f"`dvc {' '.join(args)}` failed in {root}: {result.stderr.strip()[-2000:]}")
     return result

@@ -12,6 +12,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from musicgenre.audio import AudioError, probe
+from musicgenre.errors import DataError
 from musicgenre.io import file_sha256
 
 # <genre>.000NN.<ext> is shared by the original .au archive, the WAV copy and the FLAC layout
@@ -25,7 +26,7 @@ def unpack_source(raw: Path, extract_dir: Path) -> Path:
     if raw.is_dir():
         return raw
     if not tarfile.is_tarfile(raw):
-        raise ValueError(f"{raw}: GTZAN source must be a directory or a tar archive (.tar.gz)")
+        raise DataError(f"{raw}: GTZAN source must be a directory or a tar archive (.tar.gz)")
     staging = extract_dir.with_name(extract_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with tarfile.open(raw) as archive:
@@ -48,9 +49,9 @@ def discover_tracks(root: Path, *, genres: list[str], extensions: list[str]) -> 
     tracks = pd.DataFrame(rows, columns=["track", "genre", "path"])
     repeated = tracks.loc[tracks["track"].duplicated(keep=False), "path"].astype(str).tolist()
     if repeated:
-        raise ValueError(f"{root}: the same track id appears in several files: {repeated[:10]}")
+        raise DataError(f"{root}: the same track id appears in several files: {repeated[:10]}")
     if tracks.empty:
-        raise ValueError(f"{root}: no GTZAN audio found (expected <genre>/<genre>.000NN.{{au,wav,flac}})")
+        raise DataError(f"{root}: no GTZAN audio found (expected <genre>/<genre>.000NN.{{au,wav,flac}})")
     return tracks.reset_index(drop=True)
 
 

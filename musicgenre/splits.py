@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from musicgenre.errors import ConfigError, DataError
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -82,7 +84,7 @@ def grouped_folds(tracks: pd.DataFrame, *, n_splits: int, seed: int):
 
 def _one_fold(labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int) -> np.ndarray:
     if len(set(groups)) < n_splits or pd.Series(labels).value_counts().max() < n_splits:
-        raise ValueError(f"too few tracks to split: {len(labels)} tracks in {len(set(groups))} artist groups "
+        raise DataError(f"too few tracks to split: {len(labels)} tracks in {len(set(groups))} artist groups "
                          f"cannot be cut into {n_splits} stratified group folds")
     # the largest groups always fill the first fold, so the held-out fold is drawn at random
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -95,5 +97,5 @@ def _one_fold(labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: in
 
 def _folds(fraction: float) -> int:
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"split fraction must be in (0, 1), got {fraction}")
     return max(2, int(round(1.0 / fraction)))

@@ -17,6 +17,8 @@ import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.expectations.expectation import Expectation  # noqa: E402
 
+from musicgenre.errors import ConfigError  # noqa: E402
+
 # params.yaml speaks error/warn; GX records the same idea as the expectation's severity.
 GX_SEVERITY = {"error": "critical", "warn": "warning"}
 
@@ -47,7 +49,7 @@ class CheckResult:
 def make_check(*, name: str, severity: str, expectations: Sequence[Expectation]) -> Check:
     """Tag every expectation with the check name (meta) and GX severity, so results map back."""
     if severity not in GX_SEVERITY:
-        raise ValueError(f"check {name!r}: severity must be one of {sorted(GX_SEVERITY)}, not {severity!r}")
+        raise ConfigError(f"check {name!r}: severity must be one of {sorted(GX_SEVERITY)}, not {severity!r}")
     for expectation in expectations:
         expectation.meta = {**(expectation.meta or {}), "check": name}
         expectation.severity = GX_SEVERITY[severity]
