@@ -18,6 +18,7 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import MeanValue, UniqueValueCount, ValueDrift
 from evidently.presets import DataDriftPreset
 
+from monitoring.summary import ConfidenceSignal, DriftSummary, FeatureSignal, GenreShare, GenreSignal, ModelRef, Signals
 from musicgenre.config import resolve
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_json, write_text
@@ -100,25 +101,24 @@ def genre_distribution(*, reference: pd.DataFrame, current: pd.DataFrame, classe
 
 
 def signals(*, values: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame,
-            params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+            params: dict[str, Any]) -> Signals:
     """Each drift signal with its measured value, threshold and whether it fired."""
     s = params["monitoring"]
     ref_conf, cur_conf = float(reference[CONFIDENCE].mean()), float(current[CONFIDENCE].mean())
-    return {
-        "features": {"share": float(values["drift"]["share"]), "count": int(values["drift"]["count"]),
-                     "threshold": s["drift_share_threshold"],
-                     "fired": float(values["drift"]["share"]) >= s["drift_share_threshold"]},
-        "genre_distribution": {"p_value": values["pvalues"][GENRE], "threshold": s["genre_stattest_threshold"],
-                               "fired": values["pvalues"][GENRE] < s["genre_stattest_threshold"]},
-        "confidence": {"reference_mean": ref_conf, "current_mean": cur_conf, "drop": ref_conf - cur_conf,
-                       "change_pct": 100 * (cur_conf - ref_conf) / ref_conf,
-                       "threshold": s["confidence_drop_threshold"],
-                       "fired": ref_conf - cur_conf >= s["confidence_drop_threshold"]},
-    }
+    share, genre_p = float(values["drift"]["share"]), float(values["pvalues"][GENRE])
+    return Signals(
+        features=FeatureSignal(share=share, count=int(values["drift"]["count"]), threshold=s["drift_share_threshold"],
+                               fired=share >= s["drift_share_threshold"]),
+        genre_distribution=GenreSignal(p_value=genre_p, threshold=s["genre_stattest_threshold"],
+                                       fired=genre_p < s["genre_stattest_threshold"]),
+        confidence=ConfidenceSignal(reference_mean=ref_conf, current_mean=cur_conf, drop=ref_conf - cur_conf,
+                                    change_pct=100 * (cur_conf - ref_conf) / ref_conf,
+                                    threshold=s["confidence_drop_threshold"],
+                                    fired=ref_conf - cur_conf >= s["confidence_drop_threshold"]))
 
 
 def analyse(*, reference: pd.DataFrame, current: pd.DataFrame, params: dict[str, Any], batch_id: str,
-            model: dict[str, str]) -> tuple[dict[str, Any], Any]:
+            model: ModelRef) -> tuple[DriftSummary, Any]:
     """The batch's drift summary (verdict, signals, top features, genres) and the Evidently snapshot."""
     s, names = params["monitoring"], feature_names(FeatureConfig.from_params(params))
     snapshot = run_report(reference=reference, current=current, params=params, batch_id=batch_id)
@@ -127,26 +127,25 @@ def analyse(*, reference: pd.DataFrame, current: pd.DataFrame, params: dict[str,
                               distances=values["distances"],
                               threshold=s["stattest_threshold"])
     fired = signals(values=values, reference=reference, current=current, params=params)
-    drift = any(fired[name]["fired"] for name in s["verdict_on"])
+    drift = any(fired.fired(name) for name in s["verdict_on"])
     top = moved.head(s["top_features"])
-    summary = {
-        "batch_id": batch_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "verdict": "drift" if drift else "no-drift", "drift": drift, "decided_by": list(s["verdict_on"]),
-        "n_current": len(current), "n_reference": len(reference), "model": model,
-        "test": {"method": s["stattest"], "threshold": s["stattest_threshold"]}, "signals": fired,
-        "top_features": top.to_dict(orient="records"), "top_features_text": [describe(r) for _, r in top.iterrows()],
-        "genre_distribution": genre_distribution(reference=reference, current=current,
-                                                 classes=list(params["genres"])).to_dict(orient="records"),
-    }
+    shares = genre_distribution(reference=reference, current=current, classes=list(params["genres"]))
+    summary = DriftSummary(
+        batch_id=batch_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        verdict="drift" if drift else "no-drift", drift=drift, decided_by=list(s["verdict_on"]),
+        n_current=len(current), n_reference=len(reference), model=model,
+        test={"method": s["stattest"], "threshold": s["stattest_threshold"]}, signals=fired,
+        top_features=top.to_dict(orient="records"), top_features_text=[describe(r) for _, r in top.iterrows()],
+        genre_distribution=[GenreShare(**row) for row in shares.to_dict(orient="records")])
     return summary, snapshot
 
 
-def save(*, summary: dict[str, Any], snapshot: Any, params: dict[str, Any]) -> Path:
+def save(*, summary: DriftSummary, snapshot: Any, params: dict[str, Any]) -> Path:
     """reports/drift/<batch_id>/: drift.html (Evidently), drift.json (Evidently), summary.json; atomic."""
-    folder = resolve(params["monitoring"]["reports"]) / summary["batch_id"]
+    folder = resolve(params["monitoring"]["reports"]) / summary.batch_id
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "drift.html", snapshot.get_html_str(as_iframe=False))
     write_text(folder / "drift.json", snapshot.json())
-    write_json(folder / "summary.json", summary)
+    write_json(folder / "summary.json", summary.to_dict())
     return folder
 

@@ -14,8 +14,8 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from musicgenre.models import fit_predictor
-from musicgenre.models.data import SPLITS, Tables, track_features
-from musicgenre.splits import grouped_folds
+from musicgenre.models.data import Tables, track_features
+from musicgenre.splits import SPLITS, grouped_folds
 
 
 def cv_tracks(*, tables: Tables) -> pd.DataFrame:

@@ -26,6 +26,10 @@ class MissingInputError(GenreError, FileNotFoundError):
     """A file or folder the step needs does not exist."""
 
 
+class RegistryError(GenreError, LookupError):
+    """The model registry has no model (or alias) to serve; the message says which and where."""
+
+
 class ToolError(GenreError, RuntimeError):
     """An external tool the project drives (DVC) failed; the message carries its own output."""
 

@@ -17,11 +17,11 @@ import typer
 
 from musicgenre.config import load_params, resolve
 from musicgenre.embeddings import EmbeddingConfig
-from musicgenre.io import write_json, write_parquet
+from musicgenre.io import atomic_dir, write_json, write_parquet
 from musicgenre.models import Predictor, fit_predictor, load_predictor, model_names
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
-from musicgenre.io import atomic_dir
 from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE
+from musicgenre.splits import SPLITS
 from stages._cli import StageError
 
 
@@ -84,7 +84,7 @@ def track_accuracy(predictions: pd.DataFrame, *, genres: list[str]) -> dict[str,
     predicted = np.asarray(genres)[predictions[columns].to_numpy().argmax(axis=1)]
     correct = pd.Series(predicted == predictions["genre"].to_numpy(), index=predictions.index)
     return {f"{name}_accuracy": round(float(correct[predictions["split"] == name].mean()), 4)
-            for name in ("train", "valid", "test")}
+            for name in SPLITS}
 
 
 app = typer.Typer(add_completion=False, help=__doc__)
