@@ -12,6 +12,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from threadpoolctl import threadpool_limits
 
 from musicgenre.audio import AudioError
+from musicgenre.errors import ConfigError
 from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_file
 from musicgenre.features import FeatureConfig
 
@@ -19,7 +20,8 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
 def task_runner(params: dict[str, Any]) -> TaskRunner:
-    """orchestration.task_runner: `local` (threads) or `dask` ($DASK_SCHEDULER_ADDRESS, dask.address, or a LocalCluster)."""
+    """orchestration.task_runner: `local` (threads) or `dask` ($DASK_SCHEDULER_ADDRESS, dask.address,
+    or a LocalCluster)."""
     settings = params["orchestration"]
     kind = settings["task_runner"]
     if kind == "local":
@@ -30,8 +32,9 @@ def task_runner(params: dict[str, Any]) -> TaskRunner:
         address = os.environ.get(SCHEDULER_ENV) or settings["dask"]["address"]
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=settings["dask"]["cluster_kwargs"])
-    raise ValueError(f"orchestration.task_runner must be local or dask, not {kind!r}")
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs=settings["dask"]["cluster_kwargs"])
+    raise ConfigError(f"orchestration.task_runner must be local or dask, not {kind!r}")
 
 
 # No Prefect result caching: the features are large and DVC caches across runs.

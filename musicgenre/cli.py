@@ -1,8 +1,8 @@
 """`genre` command line: data sync (and, with later stages, predict and monitoring)."""
 from __future__ import annotations
 
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import typer
 

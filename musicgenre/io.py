@@ -14,7 +14,6 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

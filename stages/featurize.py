@@ -12,7 +12,6 @@ from musicgenre.features import FeatureConfig
 from musicgenre.io import atomic_dir, write_json, write_npy, write_parquet
 from stages._cli import StageError, run_stage
 
-
 # Maps (track, path) pairs to features in input order; the Prefect flow passes a task map on its task runner.
 Extractor = Callable[..., tuple[list[TrackFeatures], list[Failure]]]
 

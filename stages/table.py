@@ -107,7 +107,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
 
 
 def lookup(run: str) -> tuple[Stage, str | None]:
-    """The table row and foreach item of a dvc.yaml stage run: 'split' -> (split, None), 'train@svm' -> (train, 'svm')."""
+    """The table row and foreach item of a dvc.yaml stage run: 'split' -> (split, None),
+    'train@svm' -> (train, 'svm')."""
     name, _, item = run.partition("@")
     if name not in STAGES:
         raise ConfigError(f"stage {name!r} is not in stages.table.STAGES (known: {', '.join(STAGES)})")

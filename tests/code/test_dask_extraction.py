@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.testing.utilities import prefect_test_harness
 
 from flows.extraction import SCHEDULER_ENV, map_extraction, task_runner
 from musicgenre.extraction import Limits, extract_batch, to_tables

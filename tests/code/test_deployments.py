@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from musicgenre.config import load_params
-from tests.code.conftest import TIMEOUT_S, stop_process
+from tests.helpers import TIMEOUT_S, stop_process
 from tests.workspace import run_dvc
 
 pytestmark = pytest.mark.slow

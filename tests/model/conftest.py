@@ -1,64 +1,31 @@
 """The model tests' shared temporary MLflow registry (session scope: built once for all model tests)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 import pytest
 
-from musicgenre.evaluation import evaluate_predictions, proba_columns
-from musicgenre.models.classic import fit_classic
 from musicgenre.models.data import load_tables, protocol_split, track_features
 from musicgenre.registry import register
-from stages.evaluate import scalar_metrics
+from musicgenre.splits import SPLITS
+from tests.helpers import write_model
 from tests.workspace import local_registry
-
-SMALL_LR = {"input": "track", "hyper": {"C": 0.1, "max_iter": 300, "n_estimators": 3, "max_samples": 1.0,
-                                         "max_features": 1.0, "n_jobs": 1}}
 
 
 @pytest.fixture(scope="session")
-def grouped(params):
+def grouped(params, pipeline_artifacts):
     """The real grouped split as train / valid / test / held_out (valid + test) pairs of
     (TrackFeatures list, genre-index labels), plus the tables they come from."""
     tables = load_tables(params=params)
     split = protocol_split(tables=tables, protocol="grouped")
     items = track_features(tables=tables, tracks=split["track"])
     labels = split["genre"].map(params["genres"].index).to_numpy()
-    masks = {name: (split["split"] == name).to_numpy() for name in ("train", "valid", "test")}
+    masks = {name: (split["split"] == name).to_numpy() for name in SPLITS}
     masks["held_out"] = ~masks["train"]
     pairs = {name: ([item for item, keep in zip(items, mask) if keep], labels[mask]) for name, mask in masks.items()}
     return {**pairs, "tables": tables}
 
 
-def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: bool) -> tuple[Path, dict]:
-    """A small real classic model on the grouped split; shuffled labels give a near-chance one."""
-    genres, split = params["genres"], protocol_split(tables=tables, protocol="grouped")
-    train = split[split["split"] == "train"]
-    labels = np.array([genres.index(g) for g in train["genre"]])
-    if shuffle_labels:
-        labels = np.random.default_rng(params["seed"]).permutation(labels)
-    predictor = fit_classic(name="lr_bagging", settings=SMALL_LR, seed=params["seed"], classes=genres,
-                            threads=params["train"]["threads"],
-                            train_items=track_features(tables=tables, tracks=train["track"]), train_labels=labels)
-    model_dir = root / name / "grouped"
-    model_dir.mkdir(parents=True)
-    predictor.save(model_dir)
-    proba = predictor.predict_proba(track_features(tables=tables, tracks=split["track"]))
-    predictions = pd.concat([split, pd.DataFrame(proba, columns=proba_columns(genres))], axis=1)
-    predictions.to_parquet(model_dir / "predictions.parquet", index=False)
-    meta = {"model": name, "family": "classic", "input": "track", "protocol": "grouped", "classes": genres,
-            "feature_columns": tables.feature_columns, "train_seconds": 0.0, "params": SMALL_LR,
-            "n_train_tracks": len(train)}
-    (model_dir / "meta.json").write_text(json.dumps(meta))
-    scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=genres, splits=["train", "valid", "test"]))
-    return model_dir, scores
-
-
 @pytest.fixture(scope="session")
-def registry(params, tmp_path_factory):
+def registry(params, pipeline_artifacts, tmp_path_factory):
     """A temp registry where a near-chance model, then a real one, then the near-chance again are registered."""
     root = tmp_path_factory.mktemp("registry")
     uri, local = local_registry(params, root)
@@ -69,5 +36,5 @@ def registry(params, tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)  # never the project's own mlflow.db
         records = [register(model_dir=d, scores=s, params=local) for d, s in
                    ((bad_dir, bad), (good_dir, good), (bad_dir, bad))]
-        yield {"uri": uri, "good_dir": good_dir, "params": local, "records": records, "scores": {"chance": bad, "lr": good},
-               "report_dir": root / "reports"}
+        yield {"uri": uri, "good_dir": good_dir, "params": local, "records": records,
+               "scores": {"chance": bad, "lr": good}, "report_dir": root / "reports"}

@@ -7,7 +7,6 @@ import copy
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from monitoring.store import read_table
 from musicgenre.config import resolve
 from musicgenre.evaluation import proba_columns
 from musicgenre.io import atomic_path
+from tests.helpers import MODERN, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -78,7 +78,6 @@ def modern_run(monitoring_params, gtzan_test_run):
 
 
 def _modern():
-    from tests.conftest import MODERN
     return sorted(MODERN.rglob("*.ogg"))
 
 
@@ -163,16 +162,10 @@ def test_odd_and_bad_files_are_refused_with_the_reason_the_rest_scored(monitorin
         == [r.key for r in scored.rejected]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def _evidently_ui(workspace: Path):
     """A real `evidently ui` on a free local port; yields its base URL, stopped on exit."""
-    port = _free_port()
+    port = free_port()
     command = [str(Path(sys.executable).parent / "evidently"), "ui", "--workspace", str(workspace),
                "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

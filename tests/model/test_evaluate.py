@@ -78,7 +78,7 @@ def write_contract(*, params: dict, root, protocol: str) -> pd.DataFrame:
     return pd.DataFrame({"truth": test["genre"].to_numpy(), "predicted": model.predict(test[columns])})
 
 
-def test_evaluate_stage_on_real_predictions(params, tmp_path):
+def test_evaluate_stage_on_real_predictions(params, pipeline_artifacts, tmp_path):
     local = copy.deepcopy(params)
     local["paths"]["models"] = str(tmp_path / "models")
     local["evaluate"]["report_dir"] = str(tmp_path / "eval")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from musicgenre.extraction import TrackFeatures
+from musicgenre.io import write_json
 from musicgenre.models import fit_predictor, load_predictor
 from musicgenre.models.predictor import META_FILE
-from musicgenre.io import write_json
 
 CHANCE = 0.1
 

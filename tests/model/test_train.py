@@ -13,9 +13,9 @@ import yaml
 from typer.testing import CliRunner
 
 from musicgenre.config import resolve
+from musicgenre.io import atomic_dir
 from musicgenre.models import load_predictor
 from musicgenre.models.data import load_tables, protocol_split, track_features
-from musicgenre.io import atomic_dir
 from stages._cli import StageError
 from stages.train import app, train
 
@@ -23,7 +23,7 @@ MODEL = "knn_bagging"  # the fastest classic model: the contract, not the accura
 
 
 @pytest.fixture(scope="module")
-def trained(params, tmp_path_factory):
+def trained(params, pipeline_artifacts, tmp_path_factory):
     local = copy.deepcopy(params)
     local["paths"]["models"] = str(tmp_path_factory.mktemp("models"))
     return local, train(local, model=MODEL)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_model
 from tests.reliability import corpus
 from tests.workspace import local_registry
 
@@ -26,11 +27,10 @@ def batch(params, gtzan_slice, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def registry(params, tmp_path_factory):
+def registry(params, pipeline_artifacts, tmp_path_factory):
     """A temp sqlite registry whose champion is a real small model (never the project's mlflow.db)."""
     from musicgenre.models.data import load_tables
     from musicgenre.registry import register
-    from tests.model.conftest import write_model
 
     root = tmp_path_factory.mktemp("registry")
     uri, local = local_registry(params, root)

@@ -14,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from musicgenre.registry import register
-from tests.model.conftest import write_model
+from tests.helpers import write_model
 from tests.workspace import local_registry
 
 pytestmark = pytest.mark.slow

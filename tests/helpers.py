@@ -1,0 +1,71 @@
+"""What tests import (conftest.py files hold fixtures only): the shared data's location, a small real
+model written to the trained-model contract, and subprocess / port helpers of the server tests."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from musicgenre.config import PROJECT_ROOT
+
+SHARED_DATA = Path(os.environ.get("MUSICGENRE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+GTZAN = SHARED_DATA / "gtzan"
+MODERN = SHARED_DATA / "modern"
+
+TIMEOUT_S = 180  # generous: the machine is shared
+
+SMALL_LR = {"input": "track", "hyper": {"C": 0.1, "max_iter": 300, "n_estimators": 3, "max_samples": 1.0,
+                                         "max_features": 1.0, "n_jobs": 1}}
+
+
+def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: bool) -> tuple[Path, dict]:
+    """A small real classic model on the grouped split; shuffled labels give a near-chance one."""
+    from musicgenre.evaluation import evaluate_predictions, proba_columns
+    from musicgenre.models.classic import fit_classic
+    from musicgenre.models.data import protocol_split, track_features
+    from musicgenre.splits import SPLITS
+    from stages.evaluate import scalar_metrics
+
+    genres, split = params["genres"], protocol_split(tables=tables, protocol="grouped")
+    train = split[split["split"] == "train"]
+    labels = np.array([genres.index(g) for g in train["genre"]])
+    if shuffle_labels:
+        labels = np.random.default_rng(params["seed"]).permutation(labels)
+    predictor = fit_classic(name="lr_bagging", settings=SMALL_LR, seed=params["seed"], classes=genres,
+                            threads=params["train"]["threads"],
+                            train_items=track_features(tables=tables, tracks=train["track"]), train_labels=labels)
+    model_dir = root / name / "grouped"
+    model_dir.mkdir(parents=True)
+    predictor.save(model_dir)
+    proba = predictor.predict_proba(track_features(tables=tables, tracks=split["track"]))
+    predictions = pd.concat([split, pd.DataFrame(proba, columns=proba_columns(genres))], axis=1)
+    predictions.to_parquet(model_dir / "predictions.parquet", index=False)
+    meta = {"model": name, "family": "classic", "input": "track", "protocol": "grouped", "classes": genres,
+            "feature_columns": tables.feature_columns, "train_seconds": 0.0, "params": SMALL_LR,
+            "n_train_tracks": len(train)}
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=genres, splits=list(SPLITS)))
+    return model_dir, scores
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+    """Ask a long-running subprocess (serve, worker) to stop; kill it if it has not within timeout_s."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
