@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import deploy
@@ -38,8 +38,10 @@ def deploy_to_work_pool(params: dict[str, Any]) -> list[UUID]:
     """Register both deployments on orchestration.work_pool; returns their ids."""
     pool = params["orchestration"]["work_pool"]
     asyncio.run(ensure_work_pool(name=pool["name"], type=pool["type"]))
-    return deploy(*deployments(params, entrypoint_type=EntrypointType.MODULE_PATH), work_pool_name=pool["name"],
-                  build=False, push=False, print_next_steps_message=False)
+    # deploy is async-dispatched: called from sync code it returns the ids themselves
+    return cast(list[UUID], deploy(*deployments(params, entrypoint_type=EntrypointType.MODULE_PATH),
+                                   work_pool_name=pool["name"], build=False, push=False,
+                                   print_next_steps_message=False))
 
 
 def main() -> int:

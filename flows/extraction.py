@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import task, unmapped
 from prefect.cache_policies import NO_CACHE
@@ -54,9 +54,10 @@ def map_extraction(items: list[tuple[str, Path]], *, config: FeatureConfig, limi
     # One BLAS thread per extraction, as joblib and Dask workers have: the same summation order, the same
     # features bit for bit (multi-threaded BLAS changes the last digits) and no oversubscription.
     with threadpool_limits(limits=1), runner:
-        futures = runner.map(mapped, parameters={"path": [str(path) for _, path in items],
+        # Prefect types TaskRunner.map for any task shape; a sync task's return type does not fit its bound
+        futures = runner.map(mapped, parameters={"path": [str(path) for _, path in items],  # type: ignore[misc,arg-type]
                                                  "key": [key for key, _ in items],
                                                  "config": unmapped(config), "limits": unmapped(limits)})
-        outcomes = futures.result()
+        outcomes = cast(list[TrackFeatures | Failure], futures.result())
     results = [outcome for outcome in outcomes if isinstance(outcome, TrackFeatures)]
     return results, [outcome for outcome in outcomes if isinstance(outcome, Failure)]

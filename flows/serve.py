@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import httpx
 from prefect import serve
@@ -26,12 +26,14 @@ def deployments(params: dict[str, Any], **options: Any) -> list[RunnerDeployment
     """The two scheduled deployments, names and cron from orchestration.deployments; `options` go to
     Flow.to_deployment (flows.deploy uses them for the work-pool form)."""
     settings = params["orchestration"]["deployments"]
-    return [training.to_deployment(name=settings["training"]["name"], cron=settings["training"]["cron"],
+    made = [training.to_deployment(name=settings["training"]["name"], cron=settings["training"]["cron"],
                                    description="retrain: dvc.yaml stages, skipping what DVC finds up to date",
                                    **options),
             drift_check.to_deployment(name=settings["drift"]["name"], cron=settings["drift"]["cron"],
                                       description="drift of recent predictions against the training reference",
                                       **options)]
+    # to_deployment is async-dispatched: called from sync code it returns the deployment itself
+    return [cast(RunnerDeployment, deployment) for deployment in made]
 
 
 def wait_healthy(api_url: str, *, timeout_s: float) -> None:

@@ -21,7 +21,6 @@ from flows.report import publish_report
 from musicgenre import datasource
 from musicgenre.config import load_params, project_root
 from musicgenre.errors import ConfigError, GenreError
-from stages._cli import StageError
 from stages.table import lookup
 
 # What may pass on a second try: I/O hiccups, a busy DVC lock. Anything else fails at once.
@@ -53,7 +52,7 @@ def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, An
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry what may pass next time (TRANSIENT); not a deliberate StageError, a bug or a missing stage."""
+    """Retry what may pass next time (TRANSIENT); not a deliberate GenreError, a bug or a missing stage."""
     error = state.result(raise_on_failure=False)
     return isinstance(error, TRANSIENT) or (isinstance(error, StageFailed) and error.transient)
 
@@ -73,7 +72,7 @@ def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, An
         summary = stage_function(stage, params)(params)
     except StageFailed:
         raise
-    except StageError as exc:
+    except GenreError as exc:  # deliberate (StageError, a bad setting, unusable data): retrying cannot help
         raise StageFailed(stage, str(exc), transient=False) from exc
     except Exception as exc:
         raise StageFailed(stage, f"{type(exc).__name__}: {exc}", transient=isinstance(exc, TRANSIENT)) from exc
@@ -95,9 +94,12 @@ def run_layer(layer: list[str], *, root: Path, params: dict[str, Any]) -> list[d
     settings = params["orchestration"]
     stage_task = dvc_stage.with_options(retries=settings["stage_retries"],
                                         retry_delay_seconds=exponential_backoff(settings["retry_backoff_s"]))
-    with ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"]) as runner:
+    pool: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"])
+    with pool as runner:
         futures = [runner.submit(stage_task, {"stage": stage, "root": root, "params": params}) for stage in layer]
-        states = [future.wait() or future.state for future in futures]
+        for future in futures:
+            future.wait()
+        states = [future.state for future in futures]
     failed = {stage: state.result(raise_on_failure=False) for stage, state in zip(layer, states)
               if not state.is_completed()}
     if failed:

@@ -212,7 +212,7 @@ _thread_plans = threading.local()
 def _frame_fft(config: FeatureConfig) -> pyfftw.FFTW:
     """This thread's FFTW plan for a block of frames: a plan owns its buffers, so threads must not share one.
     FFTW_ESTIMATE picks the algorithm without timing trials, so every run computes bit-identical spectra."""
-    plans = _thread_plans.__dict__
+    plans: dict[int, pyfftw.FFTW] = _thread_plans.__dict__.setdefault("plans", {})
     if config.n_fft not in plans:
         frames = pyfftw.empty_aligned((STFT_BLOCK_FRAMES, config.n_fft), dtype="float64")
         spectrum = pyfftw.empty_aligned((STFT_BLOCK_FRAMES, config.n_fft // 2 + 1), dtype="complex128")

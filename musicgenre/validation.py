@@ -16,11 +16,12 @@ import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.expectations.expectation import Expectation  # noqa: E402
+from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: E402
 
 from musicgenre.errors import ConfigError  # noqa: E402
 
 # params.yaml speaks error/warn; GX records the same idea as the expectation's severity.
-GX_SEVERITY = {"error": "critical", "warn": "warning"}
+GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNING}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Stage featurize: the seed feature set per track and per segment, and log-mel segments, in parallel."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -20,7 +19,7 @@ def featurize(params: dict[str, Any], *, extractor: Extractor | None = None) -> 
     """Extract features of every validated track; a file that fails is reported and skipped."""
     paths, config, limits = params["paths"], FeatureConfig.from_params(params), Limits.from_params(params)
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    items: list[tuple[str, Path]] = [(track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])]
+    items = [(track, str(resolve(path))) for track, path in zip(tracks["track"], tracks["path"])]
     if extractor is None:  # `dvc repro`: local worker processes
         results, failures = extract_batch(items, config=config, limits=limits, n_jobs=params["features"]["n_jobs"])
     else:
