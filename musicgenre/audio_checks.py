@@ -13,6 +13,7 @@ from scipy.signal import welch
 
 from musicgenre.audio import AudioError, read_native
 from musicgenre.config import resolve
+from musicgenre.errors import require
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,21 @@ class AudioCheckConfig:
     welch_nperseg: int
     max_file_mb: float | None = None
     max_duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings no measurement can honour, naming the params key."""
+        require(0 < self.clip_level <= 1, f"validate.clip_level must be in (0, 1] of full scale, got {self.clip_level}")
+        for name in ("band_limit_hz", "band_limit_width_hz", "welch_nperseg"):
+            require(getattr(self, name) > 0, f"validate.{name} must be positive, got {getattr(self, name)}")
+        require(0 <= self.band_limit_guard_hz < self.band_limit_hz,
+                f"validate.band_limit_guard_hz ({self.band_limit_guard_hz}) must be in [0, band_limit_hz "
+                f"({self.band_limit_hz}))")
+        require(self.band_limit_guard_hz + self.band_limit_width_hz <= self.band_limit_hz,
+                f"validate.band_limit_guard_hz + band_limit_width_hz ({self.band_limit_guard_hz} + "
+                f"{self.band_limit_width_hz}) must fit below band_limit_hz ({self.band_limit_hz})")
+        for name in ("max_file_mb", "max_duration_s"):
+            value = getattr(self, name)
+            require(value is None or value > 0, f"limits.{name} must be positive (or absent), got {value}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "AudioCheckConfig":

@@ -34,6 +34,12 @@ class ToolError(GenreError, RuntimeError):
     """An external tool the project drives (DVC) failed; the message carries its own output."""
 
 
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `condition`: the settings check of a config dataclass."""
+    if not condition:
+        raise ConfigError(message)
+
+
 # What a user's input, settings or environment can cause: reported in one line, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (GenreError, OSError, ValueError)
 MESSAGE_CHARS = 500  # a one-line report stays readable; the full text is in the exception

@@ -38,6 +38,7 @@ import scipy.fft
 import scipy.sparse
 from threadpoolctl import ThreadpoolController
 
+from musicgenre.errors import DataError, require
 from musicgenre.memory import keep_freed_buffers
 
 STATS = ("mean", "std", "skew")
@@ -48,6 +49,7 @@ ZC_THRESHOLD = 1e-10   # librosa.zero_crossings default
 CONTRAST_FMIN, CONTRAST_QUANTILE = 200.0, 0.02  # librosa.feature.spectral_contrast defaults
 STFT_BLOCK_FRAMES = 32  # frames per FFT block: 32 x 2048 float64 = 0.5 MB, stays in a core's L2 cache
 TEMPO_AC_SIZE_S, TEMPO_START_BPM, TEMPO_MAX_BPM = 8.0, 120.0, 320.0  # librosa.feature.tempo defaults
+MAX_TUNING_BINS = 0.5  # librosa's tuning deviation is a fraction of a chroma bin in [-0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,29 @@ class FeatureConfig:
     n_contrast_bands: int
     segment_seconds: float
     chroma_tuning: float | None = 0.0
+
+    def __post_init__(self) -> None:
+        """Refuse settings the extractor cannot honour, naming the params key (as librosa's ParameterError)."""
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "n_contrast_bands", "segment_seconds"):
+            require(getattr(self, name) > 0, f"features.{name} must be positive, got {getattr(self, name)}")
+        require(self.hop_length <= self.n_fft,
+                f"features.hop_length ({self.hop_length}) must not exceed features.n_fft ({self.n_fft}): "
+                "frames would skip samples")
+        require(self.n_mfcc <= self.n_mels,
+                f"features.n_mfcc ({self.n_mfcc}) must not exceed features.n_mels ({self.n_mels}): "
+                "the MFCCs are the DCT of the mel bands")
+        top_edge = CONTRAST_FMIN * 2.0 ** (self.n_contrast_bands - 1)
+        require(top_edge < self.sample_rate / 2,
+                f"features.n_contrast_bands ({self.n_contrast_bands}) puts a contrast band edge at {top_edge:g} Hz, "
+                f"at or above Nyquist ({self.sample_rate / 2:g} Hz): reduce the bands or raise the sample rate")
+        require(self.sample_rate / self.n_fft <= CONTRAST_FMIN,
+                f"features.n_fft ({self.n_fft}) is too short: the {CONTRAST_FMIN:g} Hz contrast octave needs FFT "
+                f"bins at most {CONTRAST_FMIN:g} Hz apart (n_fft >= {math.ceil(self.sample_rate / CONTRAST_FMIN)})")
+        require(self.segment_samples >= self.n_fft,
+                f"features.segment_seconds ({self.segment_seconds}) is shorter than one frame "
+                f"(features.n_fft = {self.n_fft} samples)")
+        require(self.chroma_tuning is None or -MAX_TUNING_BINS <= self.chroma_tuning < MAX_TUNING_BINS,
+                f"features.chroma_tuning must be null or in [-0.5, 0.5) of a chroma bin, got {self.chroma_tuning}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "FeatureConfig":
@@ -393,14 +418,15 @@ def _chroma_bank(config: FeatureConfig, tuning: float) -> np.ndarray:
 
 
 def _check_signal(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The signal as float32/float64 (the precisions librosa computes in), or a ValueError saying why not."""
+    """The signal as float32/float64 (the precisions librosa computes in), or a DataError (a ValueError) saying
+    why not."""
     y = np.asarray(y)
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     if y.ndim != 1:
-        raise ValueError(f"expected a mono signal (1-D), got shape {y.shape}")
+        raise DataError(f"expected a mono signal (1-D), got shape {y.shape}")
     if len(y) < config.n_fft:
-        raise ValueError(f"signal of {len(y)} samples is shorter than one frame ({config.n_fft})")
+        raise DataError(f"signal of {len(y)} samples is shorter than one frame ({config.n_fft})")
     if not np.isfinite(y).all():
-        raise ValueError("signal contains NaN or infinite samples")
+        raise DataError("signal contains NaN or infinite samples")
     return y

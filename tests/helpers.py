@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from monitoring import summary as ds
+from monitoring.summary import DriftSummary
 from musicgenre.config import PROJECT_ROOT
 
 SHARED_DATA = Path(os.environ.get("MUSICGENRE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -69,3 +71,22 @@ def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeou
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def drift_summary(*, batch_id: str = "b1", share: float = 0.45, count: int = 40, drift: bool = True) -> DriftSummary:
+    """A complete DriftSummary as monitoring.drift.analyse builds it (two genres, two moved features)."""
+    signals = ds.Signals(features=ds.FeatureSignal(share=share, count=count, threshold=0.3, fired=share >= 0.3),
+                         genre_distribution=ds.GenreSignal(p_value=0.2, threshold=0.05, fired=False),
+                         confidence=ds.ConfidenceSignal(reference_mean=0.8, current_mean=0.6, drop=0.2,
+                                                        change_pct=-25.0, threshold=0.15, fired=True))
+    return DriftSummary(
+        batch_id=batch_id, created_at="2026-01-01T00:00:00+00:00", verdict="drift" if drift else "no-drift",
+        drift=drift, decided_by=["features"], n_current=12, n_reference=100,
+        model=ds.ModelRef(name="gtzan-genre", version="3"), test={"method": "ks", "threshold": 0.05}, signals=signals,
+        top_features=[{"feature": "tempo", "p_value": 0.001, "distance": 0.9},
+                      {"feature": "zcr_mean", "p_value": 0.01, "distance": 0.4}],
+        top_features_text=["tempo up 12.0 %", "zcr_mean down 3.0 %"],
+        genre_distribution=[ds.GenreShare(genre="blues", reference_share=0.5, current_share=0.25),
+                            ds.GenreShare(genre="rock", reference_share=0.5, current_share=0.75)],
+        rejected=[{"key": "bad.ogg", "path": "/in/bad.ogg", "reason": "/in/bad.ogg: cannot decode audio"}],
+        report_dir="reports/drift/" + batch_id)

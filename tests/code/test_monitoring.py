@@ -15,6 +15,7 @@ from monitoring.batch import check_batch_id, discover
 from monitoring.inbox import pending, take
 from monitoring.store import partition, read_table, write_batch
 from musicgenre.io import file_sha256
+from tests.helpers import drift_summary
 
 
 def test_discover_refuses_links_leaving_the_batch_and_names_each_reason(tmp_path, gtzan_slice):
@@ -90,10 +91,7 @@ def test_drift_alert_posts_to_the_configured_webhook(params):
     thread.start()
     local = {**params, "monitoring": {**params["monitoring"],
                                       "webhook_url": f"http://127.0.0.1:{server.server_port}/hook"}}
-    summary = {"batch_id": "b1", "verdict": "drift",
-               "signals": {"features": {"count": 40, "share": 0.45, "threshold": 0.3}},
-               "top_features_text": ["tempo up 12.0 %", "zcr_mean down 3.0 %"]}
-    result = send_alert(summary=summary, params=local)
+    result = send_alert(summary=drift_summary(batch_id="b1", share=0.45, count=40), params=local)
     thread.join(timeout=10)
     server.server_close()
     assert result["webhook"] == 204
