@@ -27,6 +27,11 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="Dr
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
 
 
+@app.callback()
+def commands() -> None:
+    """Drift monitoring of new music (a group, so `score-batch` stays a subcommand)."""
+
+
 def exit_code(summary: DriftSummary) -> int:
     return EXIT_DRIFT if summary.drift else EXIT_OK
 
