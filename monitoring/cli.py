@@ -64,7 +64,6 @@ def score_batch_command(
         params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
     """Score a batch with the champion, write the drift report and the dashboard run."""
-    from monitoring.check import check_batch
     from monitoring.scoring import load_scoring_model
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with reported("error", code=EXIT_ERROR):
@@ -73,6 +72,7 @@ def score_batch_command(
             champion = load_scoring_model(params=params, tracking_uri=tracking_uri)
         except Exception as exc:  # the registry raises MlflowException when no champion exists
             raise RegistryError(f"no champion to score with: {one_line(exc)}") from exc
+        from monitoring.check import check_batch  # Evidently (seconds to import) only once a champion is there
         summary = check_batch(folder=folder, params=params, champion=champion, batch_id=batch_id,
                               show_progress=not as_json)
     if as_json:

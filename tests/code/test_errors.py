@@ -12,18 +12,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from monitoring.check import EmptyBatch
 from musicgenre.audio import AudioError
 from musicgenre.audio_checks import AudioCheckConfig
 from musicgenre.config import PROJECT_ROOT
-from musicgenre.errors import ConfigError, GenreError, one_line
+from musicgenre.errors import ConfigError, GenreError, MissingInputError, one_line
 from musicgenre.features import FeatureConfig
 from stages._cli import StageError
 
 
 def test_domain_errors_share_one_root_and_keep_their_builtin_kind():
     assert issubclass(AudioError, GenreError) and issubclass(AudioError, ValueError)
-    assert issubclass(StageError, GenreError) and issubclass(EmptyBatch, GenreError)
+    assert issubclass(StageError, GenreError) and issubclass(MissingInputError, FileNotFoundError)
     assert issubclass(ConfigError, ValueError)
     assert one_line(StageError("two\n  lines")) == "two lines"
     assert one_line(FileNotFoundError(2, "No such file", "x.csv")) == \
