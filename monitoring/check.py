@@ -5,6 +5,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from monitoring.alerts import send_alert
 from monitoring.batch import check_batch_id, new_batch_id
 from monitoring.dashboard import add_batch
@@ -21,7 +23,7 @@ class EmptyBatch(DataError):
     """No file of the batch could be scored."""
 
 
-def current_table(batch: ScoredBatch) -> Any:
+def current_table(batch: ScoredBatch) -> pd.DataFrame:
     """The batch's track-level features joined with the champion's top genre and confidence."""
     return batch.features.merge(batch.predictions[["file", GENRE, CONFIDENCE]], on="file", validate="one_to_one")
 
