@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import subprocess
 import sys
 
 import pytest
@@ -14,10 +12,11 @@ from typer.testing import CliRunner
 
 from musicgenre.audio import AudioError
 from musicgenre.audio_checks import AudioCheckConfig
-from musicgenre.config import PROJECT_ROOT
+from musicgenre.cli import main as genre_main
 from musicgenre.errors import ConfigError, GenreError, MissingInputError, one_line
 from musicgenre.features import FeatureConfig
-from stages._cli import StageError
+from stages._cli import StageError, run_stage
+from stages.featurize import featurize
 
 
 def test_domain_errors_share_one_root_and_keep_their_builtin_kind():
@@ -60,28 +59,28 @@ def test_audio_check_settings_out_of_range_are_refused_by_name(params, key, valu
         AudioCheckConfig.from_params(local)
 
 
-def _run(*args: str, cwd, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=120)
+def test_genre_data_sync_without_a_source_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("GTZAN_SOURCE", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["genre", "data", "sync"])
+    with pytest.raises(SystemExit) as stopped:
+        genre_main()
+    out = capsys.readouterr()
+    assert stopped.value.code == 1 and out.out == ""
+    assert out.err == "error: GTZAN source /nonexistent does not exist (set data.source or $GTZAN_SOURCE)\n"
 
 
-def test_genre_data_sync_without_a_source_is_one_line(tmp_path):
-    result = _run("-m", "musicgenre.cli", "data", "sync", cwd=PROJECT_ROOT, GTZAN_SOURCE="/nonexistent")
-    assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == ("error: GTZAN source /nonexistent does not exist "
-                             "(set data.source or $GTZAN_SOURCE)\n")
-
-
-def test_a_stage_with_a_bad_setting_names_it_in_one_line(params, tmp_path):
+def test_a_stage_with_a_bad_setting_names_it_in_one_line(params, tmp_path, monkeypatch, capsys):
+    """`python -m stages.featurize --params ...` (its run_stage, in-process) with hop_length > n_fft."""
     local = copy.deepcopy(params)
     local["features"]["hop_length"] = 4096
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(local))
-    result = _run("-m", "stages.featurize", "--params", str(tmp_path / "params.yaml"), cwd=tmp_path,
-                  MUSICGENRE_ROOT=str(tmp_path))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr == ("stage featurize failed: features.hop_length (4096) must not exceed features.n_fft "
-                             "(2048): frames would skip samples\n")
+    monkeypatch.setattr(sys, "argv", ["featurize", "--params", str(tmp_path / "params.yaml")])
+    with pytest.raises(SystemExit) as stopped:
+        run_stage(featurize)
+    out = capsys.readouterr()
+    assert stopped.value.code == 1 and out.out == ""
+    assert out.err == ("stage featurize failed: features.hop_length (4096) must not exceed features.n_fft (2048): "
+                       "frames would skip samples\n")
 
 
 def test_score_batch_without_a_champion_is_one_line(params, tmp_path):
