@@ -25,7 +25,7 @@ class StageError(GenreError, RuntimeError):
 
 
 def headline(*, stage: Stage, item: str | None, summary: Any, seconds: float, output: str) -> str:
-    """`split: grouped 100/35/35, ... train/valid/test tracks in 1.2 s -> artifacts/split/splits.csv`."""
+    """`split: grouped: test 35, train 100, valid 35; random: ... in 1.2 s -> <root>/artifacts/split/splits.csv`."""
     told = stage.headline(summary) if isinstance(summary, dict) else ""
     label = f"{stage.name}@{item}" if item else stage.name
     return f"{label}: {told + ' ' if told else ''}in {seconds:.1f} s -> {output}"

@@ -37,11 +37,10 @@ def counts(summary: Summary) -> str:
 
 
 def split_sizes(summary: Summary) -> str:
-    """'grouped 100/35/35, random 102/34/34 train/valid/test tracks'."""
-    sizes = [f"{protocol.removeprefix('split_')} " + "/".join(str(table.get(part, 0)) for part in
-                                                              ("train", "valid", "test"))
-             for protocol, table in summary.items()]
-    return ", ".join(sizes) + " train/valid/test tracks"
+    """'grouped: test 35, train 100, valid 35; random: ...' (tracks per part of each protocol)."""
+    told = {protocol.removeprefix("split_"): ", ".join(f"{part} {n}" for part, n in sorted(sizes.items()))
+            for protocol, sizes in summary.items()}
+    return "; ".join(f"{protocol}: {parts}" for protocol, parts in told.items())
 
 
 def accuracies(summary: Summary) -> str:

@@ -54,7 +54,7 @@ def test_the_flow_binds_the_foreach_item_and_refuses_unknown_stages(params):
 def test_headlines_tell_counts_metric_time_and_place():
     split = {"split_grouped": {"train": 100, "valid": 35, "test": 35}, "split_random": {"train": 102}}
     assert headline(stage=STAGES["split"], item=None, summary=split, seconds=1.24, output="artifacts/split/s.csv") \
-        == "split: grouped 100/35/35, random 102/0/0 train/valid/test tracks in 1.2 s -> artifacts/split/s.csv"
+        == "split: grouped: test 35, train 100, valid 35; random: train 102 in 1.2 s -> artifacts/split/s.csv"
     validate = {"tracks": 173, "kept": 170, "dropped": 3, "checks": {"a": {}}, "per_genre": {"blues": 17}}
     assert headline(stage=STAGES["validate"], item=None, summary=validate, seconds=3, output="r") \
         == "validate: 173 tracks, 170 kept, 3 dropped in 3.0 s -> r"
