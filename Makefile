@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install chromium pipeline test lock benchmark serve serve-model deploy drift dashboard
+.PHONY: install chromium pipeline test test-fast lint lock benchmark serve serve-model deploy drift dashboard
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -31,6 +31,16 @@ chromium:
 
 test: install chromium
 	$(BIN)/python -m pytest
+
+# The inner loop: every test that neither reads the pipeline's artifacts nor runs a pipeline, server or
+# training (markers `artifacts`, `slow`; see tests/conftest.py). No DVC call; under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not artifacts"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy musicgenre/ stages/ flows/ monitoring/
 
 benchmark: install  # feature extractor vs naive librosa calls, throughput, serving: writes BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run

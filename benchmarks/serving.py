@@ -2,6 +2,7 @@
 peak RSS), warm predict of one clip with the registry's champion and where its time goes, batch
 scoring of the modern clips through the monitoring path, the HTTP service under concurrent clients,
 and every trained model's warm latency through the same served path."""
+
 from __future__ import annotations
 
 import copy
@@ -48,14 +49,20 @@ def cold_predict(clip: str, runs: int) -> dict[str, float]:
         rss.append(usage.ru_maxrss / 1024)  # kilobytes on Linux
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"predict failed: {process.stderr.read().decode()[-300:]}")
-    return {"wall_s": float(np.median(walls)), "rss_mb": float(np.median(rss)), "runs": runs,
-            "worst_wall_s": max(walls), "worst_rss_mb": max(rss)}
+    return {
+        "wall_s": float(np.median(walls)),
+        "rss_mb": float(np.median(rss)),
+        "runs": runs,
+        "worst_wall_s": max(walls),
+        "worst_rss_mb": max(rss),
+    }
 
 
 def champion_model(params: dict[str, Any], workers: int = 1) -> tuple[Any, Any]:
     settings = params["register"]
-    return open_champion(uri=resolve_tracking_uri(params=params), name=settings["model_name"],
-                         alias=settings["alias"], workers=workers)
+    return open_champion(
+        uri=resolve_tracking_uri(params=params), name=settings["model_name"], alias=settings["alias"], workers=workers
+    )
 
 
 def predict_steps(model: Any, clip: str, repeats: int) -> list[tuple[str, float]]:
@@ -71,10 +78,14 @@ def predict_steps(model: Any, clip: str, repeats: int) -> list[tuple[str, float]
         tagger = predictor.embedding.load()
         y = resample(mono, orig_sr=rate, target_sr=tagger.sample_rate)
         batch = tagger.patches(y)
-        steps += [(f"resample to {tagger.sample_rate} Hz", lambda: resample(mono, orig_sr=rate,
-                                                                          target_sr=tagger.sample_rate)),
-                  ("tagger log-mel (numpy)", lambda: tagger.patches(y)),
-                  (f"tagger network, ONNX Runtime ({len(batch)} patches)", lambda: tagger.activations(batch))]
+        steps += [
+            (
+                f"resample to {tagger.sample_rate} Hz",
+                lambda: resample(mono, orig_sr=rate, target_sr=tagger.sample_rate),
+            ),
+            ("tagger log-mel (numpy)", lambda: tagger.patches(y)),
+            (f"tagger network, ONNX Runtime ({len(batch)} patches)", lambda: tagger.activations(batch)),
+        ]
     item = model.extract(clip)
     steps.append(("classifier head", lambda: predictor.predict_proba([item])))
     steps.append(("whole predict_paths", lambda: model.predict_paths([clip])))
@@ -85,6 +96,7 @@ def batch_scoring(params: dict[str, Any], folder: Path) -> dict[str, float]:
     """The monitoring path end to end (discover, decode, drift features, champion, store) on `folder`,
     with a throw-away store so the project's own store is not touched; and the champion alone."""
     from monitoring.scoring import load_scoring_model, score_batch
+
     local = copy.deepcopy(params)
     scratch = Path(tempfile.mkdtemp(prefix="bench-store-"))
     local["monitoring"]["store"] = str(scratch)
@@ -100,19 +112,29 @@ def batch_scoring(params: dict[str, Any], folder: Path) -> dict[str, float]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     clips = len(scored.predictions)
-    return {"clips": clips, "rejected": len(scored.rejected), "clips_per_s": clips / whole,
-            "champion_clips_per_s": clips / alone, "workers": params["monitoring"]["n_jobs"]}
+    return {
+        "clips": clips,
+        "rejected": len(scored.rejected),
+        "clips_per_s": clips / whole,
+        "champion_clips_per_s": clips / alone,
+        "workers": params["monitoring"]["n_jobs"],
+    }
 
 
 def http_latency(params: dict[str, Any], clip: str, requests: int, clients: int) -> dict[str, float]:
     """p50 / p99 of POST /predict with one 30 s clip, `requests` in all from `clients` concurrent clients,
     against `genre-serve` started in its own process."""
     import httpx
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "musicgenre.serving.http", "--port", str(port)],
-                              cwd=project_root(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "musicgenre.serving.http", "--port", str(port)],
+        cwd=project_root(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url, data = f"http://127.0.0.1:{port}", Path(clip).read_bytes()
     try:
         _wait_healthy(url, server)
@@ -127,6 +149,7 @@ def http_latency(params: dict[str, Any], clip: str, requests: int, clients: int)
                     response.raise_for_status()
                     with lock:
                         latencies.append(time.perf_counter() - start)
+
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(client, [requests // clients] * clients))
@@ -134,12 +157,18 @@ def http_latency(params: dict[str, Any], clip: str, requests: int, clients: int)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"p50_s": float(np.percentile(latencies, 50)), "p99_s": float(np.percentile(latencies, 99)),
-            "requests": len(latencies), "clients": clients, "per_s": len(latencies) / elapsed}
+    return {
+        "p50_s": float(np.percentile(latencies, 50)),
+        "p99_s": float(np.percentile(latencies, 99)),
+        "requests": len(latencies),
+        "clients": clients,
+        "per_s": len(latencies) / elapsed,
+    }
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 60) -> None:
     import httpx
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -159,6 +188,7 @@ def model_latencies(params: dict[str, Any], clip: str, repeats: int) -> list[tup
     from musicgenre.features import FeatureConfig
     from musicgenre.models import load_predictor, model_names
     from musicgenre.models.predictor import META_FILE, ModelMeta
+
     config, limits = FeatureConfig.from_params(params), Limits.from_params(params)
     rows = []
     for name in model_names(params):
@@ -166,9 +196,18 @@ def model_latencies(params: dict[str, Any], clip: str, repeats: int) -> list[tup
         if not (directory / META_FILE).is_file():
             continue
         predictor = load_predictor(directory)
-        run = lambda: predictor.predict_proba([extract_file(  # noqa: E731
-            clip, key="clip", config=config, limits=limits, embedding=predictor.embedding,
-            features=predictor.needs_features)])
+
+        def run(predictor: Any = predictor) -> Any:
+            item = extract_file(
+                clip,
+                key="clip",
+                config=config,
+                limits=limits,
+                embedding=predictor.embedding,
+                features=predictor.needs_features,
+            )
+            return predictor.predict_proba([item])
+
         rows.append((name, predictor.family, ModelMeta.read(directory).served["format"], warm_time(run, repeats)))
     return rows
 
@@ -181,12 +220,17 @@ def serving_results(params: dict[str, Any], clips: list[str], repeats: int) -> d
     except Exception as exc:  # the registry belongs to colleagues and may not hold a champion yet
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
     warm = warm_time(lambda: model.predict_paths(clips[:1]), repeats)
-    return {"champion": f"{found.name} v{found.version}", "family": model.predictor.family,
-            "input": model.predictor.input, "warm_s": warm, "steps": predict_steps(model, clips[0], repeats),
-            "cold": cold_predict(clips[0], settings["cold_runs"]),
-            "batch": batch_scoring(params, resolve(settings["batch_folder"])),
-            "http": http_latency(params, clips[0], settings["http_requests"], settings["http_clients"]),
-            "models": model_latencies(params, clips[0], repeats)}
+    return {
+        "champion": f"{found.name} v{found.version}",
+        "family": model.predictor.family,
+        "input": model.predictor.input,
+        "warm_s": warm,
+        "steps": predict_steps(model, clips[0], repeats),
+        "cold": cold_predict(clips[0], settings["cold_runs"]),
+        "batch": batch_scoring(params, resolve(settings["batch_folder"])),
+        "http": http_latency(params, clips[0], settings["http_requests"], settings["http_clients"]),
+        "models": model_latencies(params, clips[0], repeats),
+    }
 
 
 def serving_lines(serving: dict[str, Any], repeats: int) -> list[str]:
@@ -194,21 +238,28 @@ def serving_lines(serving: dict[str, Any], repeats: int) -> list[str]:
     if "error" in serving:
         return [f"serving: not available ({serving['error']})"]
     cold, batch, http = serving["cold"], serving["batch"], serving["http"]
-    lines = [f"Champion from the registry: {serving['champion']} ({serving['family']}, input `{serving['input']}`), "
-             "served from its bundle on ONNX Runtime.", "",
-             f"- cold `predict one.flac --json` (new process: imports, registry lookup, bundle check, ONNX sessions, "
-             f"predict), median of {cold['runs']}: **{cold['wall_s']:.2f} s** wall, **{cold['rss_mb']:.0f} MB** "
-             f"peak RSS (worst {cold['worst_wall_s']:.2f} s, {cold['worst_rss_mb']:.0f} MB)",
-             f"- warm predict of one 30 s clip (median of {repeats}): **{1000 * serving['warm_s']:.0f} ms**",
-             f"- batch scoring, monitoring path end to end ({batch['clips']} clips of `modern/`, decode + drift "
-             f"features + champion + store, {batch['workers']} workers): **{batch['clips_per_s']:.1f} clips/s**; "
-             f"the champion alone {batch['champion_clips_per_s']:.1f} clips/s",
-             f"- HTTP `POST /predict` of one 30 s clip, {http['requests']} requests from {http['clients']} concurrent "
-             f"clients: p50 **{1000 * http['p50_s']:.0f} ms**, p99 **{1000 * http['p99_s']:.0f} ms** "
-             f"({http['per_s']:.1f} requests/s)", "",
-             "| step of one warm champion predict (wall) | ms |", "|---|---:|"]
+    lines = [
+        f"Champion from the registry: {serving['champion']} ({serving['family']}, input `{serving['input']}`), "
+        "served from its bundle on ONNX Runtime.",
+        "",
+        f"- cold `predict one.flac --json` (new process: imports, registry lookup, bundle check, ONNX sessions, "
+        f"predict), median of {cold['runs']}: **{cold['wall_s']:.2f} s** wall, **{cold['rss_mb']:.0f} MB** "
+        f"peak RSS (worst {cold['worst_wall_s']:.2f} s, {cold['worst_rss_mb']:.0f} MB)",
+        f"- warm predict of one 30 s clip (median of {repeats}): **{1000 * serving['warm_s']:.0f} ms**",
+        f"- batch scoring, monitoring path end to end ({batch['clips']} clips of `modern/`, decode + drift "
+        f"features + champion + store, {batch['workers']} workers): **{batch['clips_per_s']:.1f} clips/s**; "
+        f"the champion alone {batch['champion_clips_per_s']:.1f} clips/s",
+        f"- HTTP `POST /predict` of one 30 s clip, {http['requests']} requests from {http['clients']} concurrent "
+        f"clients: p50 **{1000 * http['p50_s']:.0f} ms**, p99 **{1000 * http['p99_s']:.0f} ms** "
+        f"({http['per_s']:.1f} requests/s)",
+        "",
+        "| step of one warm champion predict (wall) | ms |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {1000 * seconds:.1f} |" for name, seconds in serving["steps"]]
     lines += ["", "| model (grouped), same served path | family | served by | warm predict, ms |", "|---|---|---|---:|"]
-    lines += [f"| {name} | {family} | {served} | {1000 * seconds:.0f} |"
-              for name, family, served, seconds in serving["models"]]
+    lines += [
+        f"| {name} | {family} | {served} | {1000 * seconds:.0f} |"
+        for name, family, served, seconds in serving["models"]
+    ]
     return lines

@@ -7,12 +7,13 @@ work pool (orchestration.work_pool) when missing and points each deployment at t
 path (flows.training:training), so a worker imports them from its own installed checkout: nothing is
 uploaded. A worker's flow runs find the project like every other entry point (the worker's current
 folder, or $MUSICGENRE_ROOT)."""
+
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import deploy
@@ -38,14 +39,26 @@ def deploy_to_work_pool(params: dict[str, Any]) -> list[UUID]:
     """Register both deployments on orchestration.work_pool; returns their ids."""
     pool = params["orchestration"]["work_pool"]
     asyncio.run(ensure_work_pool(name=pool["name"], type=pool["type"]))
-    return deploy(*deployments(params, entrypoint_type=EntrypointType.MODULE_PATH), work_pool_name=pool["name"],
-                  build=False, push=False, print_next_steps_message=False)
+    # deploy is async-dispatched: called from sync code it returns the ids themselves
+    return cast(
+        list[UUID],
+        deploy(
+            *deployments(params, entrypoint_type=EntrypointType.MODULE_PATH),
+            work_pool_name=pool["name"],
+            build=False,
+            push=False,
+            print_next_steps_message=False,
+        ),
+    )
 
 
 def main() -> int:
     if not os.environ.get("PREFECT_API_URL"):
-        print("flows.deploy: set PREFECT_API_URL to the Prefect server the workers poll "
-              "(for one machine without workers, `make serve` is the embedded form)", file=sys.stderr)
+        print(
+            "flows.deploy: set PREFECT_API_URL to the Prefect server the workers poll "
+            "(for one machine without workers, `make serve` is the embedded form)",
+            file=sys.stderr,
+        )
         return 2
     params = load_params()
     ids = deploy_to_work_pool(params)

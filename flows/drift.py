@@ -4,18 +4,27 @@ compare it with the GTZAN training reference, and archive the files (never delet
 The flow run is Completed whatever the verdict: the verdict is in its result and in a Prefect
 markdown artifact (key `drift-check`), and a drift raises the alert (log line, optional webhook).
 It fails only on errors (no champion, no file of the batch could be scored).
+
+`python -m flows.drift` runs the flow once from the command line; exit codes as `python -m
+monitoring.cli score-batch`: 0 no drift (or an empty inbox), 3 drift, 1 error, 2 usage error.
 """
+
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
+import typer
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from monitoring.batch import new_batch_id
+from monitoring.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from monitoring.inbox import take
+from monitoring.summary import DriftSummary
 from musicgenre.config import load_params, resolve
+from musicgenre.errors import reported
 
 
 @task(name="take-inbox")
@@ -31,24 +40,30 @@ def check(*, folder: str, params: dict[str, Any], batch_id: str, tracking_uri: O
     """Score + drift report + dashboard run + alert, in one task (the champion stays in memory)."""
     from monitoring.check import check_batch
     from monitoring.scoring import load_scoring_model
+
     champion = load_scoring_model(params=params, tracking_uri=tracking_uri)
-    return check_batch(folder=Path(folder), params=params, champion=champion, batch_id=batch_id)
+    return check_batch(folder=Path(folder), params=params, champion=champion, batch_id=batch_id).to_dict()
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: DriftSummary) -> str:
     """The run's artifact: verdict, signals, most moved features, predicted genres."""
-    features = summary["signals"]["features"]
-    lines = [f"# Drift check {summary['batch_id']}: **{summary['verdict']}**", "",
-             f"- {summary['n_current']} files scored by {summary['model']['name']} v{summary['model']['version']}; "
-             f"{len(summary.get('rejected', []))} refused",
-             f"- drifted features: {features['count']} (share {features['share']:.3f}, threshold {features['threshold']})",
-             f"- mean confidence: {summary['signals']['confidence']['reference_mean']:.3f} (reference) → "
-             f"{summary['signals']['confidence']['current_mean']:.3f}",
-             f"- report: `{summary['report_dir']}/drift.html`", "", "## Most moved features"]
-    lines += [f"- {text}" for text in summary["top_features_text"]]
+    features, confidence = summary.signals.features, summary.signals.confidence
+    lines = [
+        f"# Drift check {summary.batch_id}: **{summary.verdict}**",
+        "",
+        f"- {summary.n_current} files scored by {summary.model.name} v{summary.model.version}; "
+        f"{len(summary.rejected)} refused",
+        f"- drifted features: {features.count} (share {features.share:.3f}, threshold {features.threshold})",
+        f"- mean confidence: {confidence.reference_mean:.3f} (reference) → {confidence.current_mean:.3f}",
+        f"- report: `{summary.report_dir}/drift.html`",
+        "",
+        "## Most moved features",
+    ]
+    lines += [f"- {text}" for text in summary.top_features_text]
     lines += ["", "| genre | reference | batch |", "|---|---|---|"]
-    lines += [f"| {r['genre']} | {r['reference_share']:.1%} | {r['current_share']:.1%} |"
-              for r in summary["genre_distribution"]]
+    lines += [
+        f"| {row.genre} | {row.reference_share:.1%} | {row.current_share:.1%} |" for row in summary.genre_distribution
+    ]
     return "\n".join(lines)
 
 
@@ -60,9 +75,29 @@ def drift_check(params_file: Optional[str] = None, tracking_uri: Optional[str] =
     if folder is None:
         logger.info("inbox %s is empty: nothing to check", resolve(params["monitoring"]["inbox"]))
         return {"batch_id": None, "verdict": "no-batch", "drift": False, "report_dir": None}
-    summary = check(folder=folder, params=params, batch_id=batch_id, tracking_uri=tracking_uri)
-    create_markdown_artifact(key="drift-check", markdown=markdown(summary),
-                             description=f"drift check {batch_id}: {summary['verdict']}")
-    if summary["drift"]:
-        logger.warning(summary["alert"]["text"])
-    return summary
+    summary = DriftSummary.from_dict(check(folder=folder, params=params, batch_id=batch_id, tracking_uri=tracking_uri))
+    create_markdown_artifact(
+        key="drift-check", markdown=markdown(summary), description=f"drift check {batch_id}: {summary.verdict}"
+    )
+    if summary.drift and summary.alert:
+        logger.warning(summary.alert["text"])
+    return summary.to_dict()
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
+) -> None:
+    """Run the daily drift flow once on monitoring.inbox (a Prefect flow run)."""
+    with reported("error", code=EXIT_ERROR):
+        summary = drift_check(params_file=str(params_file) if params_file else None, tracking_uri=tracking_uri)
+    typer.echo(json.dumps({k: summary.get(k) for k in ("batch_id", "verdict", "report_dir")}, default=str))
+    raise typer.Exit(EXIT_DRIFT if summary.get("drift") else EXIT_OK)
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m flows.drift")

@@ -1,5 +1,6 @@
 """What DVC knows about the pipeline: its stages in DAG layers, whether one is up to date, and
 recording a stage's outputs in dvc.lock after the flow ran it in-process (as `dvc repro` would)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ def stage_layers(root: Path) -> list[list[str]]:
     """dvc.yaml stages in topological layers (stages of one layer are independent), `.dvc` imports left out."""
     with _DVC_LOCK, Repo(str(root)) as repo:
         graph = repo.index.graph.reverse()  # DVC's edges point from a stage to what it depends on
-        layers = [sorted(stage.name for stage in layer if isinstance(stage, PipelineStage))
-                  for layer in nx.topological_generations(graph)]
+        layers = [
+            sorted(stage.name for stage in layer if isinstance(stage, PipelineStage))
+            for layer in nx.topological_generations(graph)
+        ]
     return [layer for layer in layers if layer]
 
 
@@ -51,6 +54,6 @@ def describe(changes: dict) -> str:
     parts: dict[str, list[str]] = {}
     for entries in changes.values():
         for entry in entries:
-            for kind, paths in (entry.items() if isinstance(entry, dict) else [("changed", {entry: ""})]):
+            for kind, paths in entry.items() if isinstance(entry, dict) else [("changed", {entry: ""})]:
                 parts.setdefault(kind, []).extend(paths)
     return "; ".join(f"{kind}: {', '.join(paths)}" for kind, paths in parts.items())

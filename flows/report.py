@@ -1,5 +1,6 @@
 """The Prefect artifacts of a training run: what each stage did, the models' metrics
 (reports/eval/metrics.json) and the champion (reports/register/champion.json), when they exist."""
+
 from __future__ import annotations
 
 import json
@@ -9,6 +10,9 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from musicgenre.config import resolve
+
+# The files stages.evaluate and stages.register write into their report_dir (read when they exist).
+METRICS_FILE, CHAMPION_FILE = "metrics.json", "champion.json"
 
 
 def _read_json(path: Path) -> Any:
@@ -43,12 +47,15 @@ def _markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def publish_report(*, done: list[dict[str, Any]], params: dict[str, Any], failure: str | None) -> str:
     """A markdown artifact (stages, metrics, champion or failure) and a table artifact of the metrics."""
-    files = params["orchestration"]["report_files"]
-    metrics = _read_json(resolve(params["evaluate"]["report_dir"]) / files["metrics"]) if "evaluate" in params else None
-    champion = _read_json(resolve(params["register"]["report_dir"]) / files["champion"]) if "register" in params else None
+    metrics = _read_json(resolve(params["evaluate"]["report_dir"]) / METRICS_FILE) if "evaluate" in params else None
+    champion = _read_json(resolve(params["register"]["report_dir"]) / CHAMPION_FILE) if "register" in params else None
     stages = [{key: step[key] for key in ("stage", "action", "seconds")} for step in done]
-    parts = ["# Training run", f"**Failed**: {failure}" if failure else "**Completed**",
-             "## Stages", _markdown_table(stages) if stages else "no stage ran"]
+    parts = [
+        "# Training run",
+        f"**Failed**: {failure}" if failure else "**Completed**",
+        "## Stages",
+        _markdown_table(stages) if stages else "no stage ran",
+    ]
     rows = metric_rows(metrics)
     if rows:
         parts += ["## Metrics (reports/eval/metrics.json)", _markdown_table(rows)]

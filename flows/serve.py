@@ -3,6 +3,7 @@
 `python -m flows.serve` (`make serve`) serves them against $PREFECT_API_URL (a team's server), or
 when that is unset starts `prefect server start --host 127.0.0.1` first and stops it on exit.
 Schedules stay active when this process stops (pause_on_shutdown=False), so a restart resumes them."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import httpx
 from prefect import serve
@@ -26,12 +27,22 @@ def deployments(params: dict[str, Any], **options: Any) -> list[RunnerDeployment
     """The two scheduled deployments, names and cron from orchestration.deployments; `options` go to
     Flow.to_deployment (flows.deploy uses them for the work-pool form)."""
     settings = params["orchestration"]["deployments"]
-    return [training.to_deployment(name=settings["training"]["name"], cron=settings["training"]["cron"],
-                                   description="retrain: dvc.yaml stages, skipping what DVC finds up to date",
-                                   **options),
-            drift_check.to_deployment(name=settings["drift"]["name"], cron=settings["drift"]["cron"],
-                                      description="drift of recent predictions against the training reference",
-                                      **options)]
+    made = [
+        training.to_deployment(
+            name=settings["training"]["name"],
+            cron=settings["training"]["cron"],
+            description="retrain: dvc.yaml stages, skipping what DVC finds up to date",
+            **options,
+        ),
+        drift_check.to_deployment(
+            name=settings["drift"]["name"],
+            cron=settings["drift"]["cron"],
+            description="drift of recent predictions against the training reference",
+            **options,
+        ),
+    ]
+    # to_deployment is async-dispatched: called from sync code it returns the deployment itself
+    return [cast(RunnerDeployment, deployment) for deployment in made]
 
 
 def wait_healthy(api_url: str, *, timeout_s: float) -> None:
@@ -51,8 +62,9 @@ def wait_healthy(api_url: str, *, timeout_s: float) -> None:
 def local_server(*, host: str, port: int, timeout_s: float, env: dict[str, str] | None = None) -> Iterator[str]:
     """A real `prefect server start` subprocess on host:port; yields its API URL and stops it on exit."""
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     api_url = f"http://{host}:{port}/api"
     try:
         wait_healthy(api_url, timeout_s=timeout_s)

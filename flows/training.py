@@ -2,9 +2,9 @@
 function `dvc repro` runs. A stage whose `dvc status` is clean is skipped; one that ran is recorded with
 `dvc commit --force`, so dvc.lock ends as `dvc repro` would leave it. Stages of one DAG layer (train@*)
 run in parallel, at most orchestration.max_parallel_stages at once."""
+
 from __future__ import annotations
 
-import importlib
 import time
 from functools import partial
 from pathlib import Path
@@ -21,13 +21,14 @@ from flows.extraction import map_extraction, task_runner
 from flows.report import publish_report
 from musicgenre import datasource
 from musicgenre.config import load_params, project_root
-from stages._cli import StageError
+from musicgenre.errors import ConfigError, GenreError
+from stages.table import lookup
 
 # What may pass on a second try: I/O hiccups, a busy DVC lock. Anything else fails at once.
 TRANSIENT = (OSError, TimeoutError, LockError)
 
 
-class StageFailed(RuntimeError):
+class StageFailed(GenreError, RuntimeError):
     """A stage of the flow failed; the message names the stage and the reason."""
 
     def __init__(self, stage: str, reason: str, *, transient: bool):
@@ -36,33 +37,38 @@ class StageFailed(RuntimeError):
 
 
 def stage_function(stage: str, params: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """stages.<name>.<name> (or <name>_stage), with the foreach key as keyword for `name@key` stages."""
-    name, _, key = stage.partition("@")
+    """The function of `stage` in stages.table (`train@svm` -> train with model="svm"); featurize gets the
+    flow's track map on the task runner params choose (the same stage function `dvc repro` runs)."""
     try:
-        module = importlib.import_module(f"stages.{name}")
-    except ImportError as exc:
-        raise StageFailed(stage, f"cannot import stages.{name}: {exc}", transient=False) from exc
-    candidates = (getattr(module, name, None), getattr(module, f"{name}_stage", None))
-    defined_here = [fn for fn in candidates if callable(fn) and getattr(fn, "__module__", "") == module.__name__]
-    if not defined_here:
-        raise StageFailed(stage, f"stages.{name} defines no function {name}(params)", transient=False)
-    function = defined_here[0]
-    if name == "featurize":  # the same stage function, its track map on the task runner params choose
-        function = partial(function, extractor=partial(map_extraction, runner=task_runner(params),
-                                                       retries=params["orchestration"]["extract_retries"]))
-    if key:
-        function = partial(function, **{params["orchestration"]["foreach_keyword"][name]: key})
+        row, item = lookup(stage)
+        function = row.function()
+    except (ConfigError, ImportError) as exc:
+        raise StageFailed(stage, str(exc), transient=False) from exc
+    if row.name == "featurize":
+        function = partial(
+            function,
+            extractor=partial(
+                map_extraction, runner=task_runner(params), retries=params["orchestration"]["extract_retries"]
+            ),
+        )
+    if row.foreach:
+        function = partial(function, **{row.foreach: item})
     return function
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry what may pass next time (TRANSIENT); not a deliberate StageError, a bug or a missing stage."""
+    """Retry what may pass next time (TRANSIENT); not a deliberate GenreError, a bug or a missing stage."""
     error = state.result(raise_on_failure=False)
     return isinstance(error, TRANSIENT) or (isinstance(error, StageFailed) and error.transient)
 
 
-@task(name="dvc-stage", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False,
-      retry_condition_fn=_retry_transient)
+@task(
+    name="dvc-stage",
+    task_run_name="{stage}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retry_condition_fn=_retry_transient,
+)
 def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Skip the stage when DVC finds it up to date, else run it in-process and commit its outputs."""
     logger = get_run_logger()
@@ -76,13 +82,14 @@ def dvc_stage(stage: str, *, root: Path, params: dict[str, Any]) -> dict[str, An
         summary = stage_function(stage, params)(params)
     except StageFailed:
         raise
-    except StageError as exc:
+    except GenreError as exc:  # deliberate (StageError, a bad setting, unusable data): retrying cannot help
         raise StageFailed(stage, str(exc), transient=False) from exc
     except Exception as exc:
         raise StageFailed(stage, f"{type(exc).__name__}: {exc}", transient=isinstance(exc, TRANSIENT)) from exc
     dvc_state.commit(root, stage)
     seconds = round(time.perf_counter() - started, 2)
-    logger.info("%s done in %.1f s; outputs committed to dvc.lock", stage, seconds)
+    told = lookup(stage)[0].headline(summary) if isinstance(summary, dict) else ""
+    logger.info("%s done in %.1f s (%s); outputs committed to dvc.lock", stage, seconds, told)
     return {"stage": stage, "action": "ran", "seconds": seconds, "summary": summary}
 
 
@@ -95,16 +102,24 @@ def sync_data(*, root: Path, params: dict[str, Any]) -> str:
 def run_layer(layer: list[str], *, root: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The independent stages of one DAG layer on a bounded thread pool; all finish before a failure is raised."""
     settings = params["orchestration"]
-    stage_task = dvc_stage.with_options(retries=settings["stage_retries"],
-                                        retry_delay_seconds=exponential_backoff(settings["retry_backoff_s"]))
-    with ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"]) as runner:
+    stage_task = dvc_stage.with_options(
+        retries=settings["stage_retries"], retry_delay_seconds=exponential_backoff(settings["retry_backoff_s"])
+    )
+    pool: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings["max_parallel_stages"])
+    with pool as runner:
         futures = [runner.submit(stage_task, {"stage": stage, "root": root, "params": params}) for stage in layer]
-        states = [future.wait() or future.state for future in futures]
-    failed = {stage: state.result(raise_on_failure=False) for stage, state in zip(layer, states)
-              if not state.is_completed()}
+        for future in futures:
+            future.wait()
+        states = [future.state for future in futures]
+    failed = {
+        stage: state.result(raise_on_failure=False) for stage, state in zip(layer, states) if not state.is_completed()
+    }
     if failed:
-        raise StageFailed(", ".join(failed), "; ".join(getattr(error, "reason", f"{type(error).__name__}: {error}")
-                                                       for error in failed.values()), transient=False)
+        raise StageFailed(
+            ", ".join(failed),
+            "; ".join(getattr(error, "reason", f"{type(error).__name__}: {error}") for error in failed.values()),
+            transient=False,
+        )
     return [state.result() for state in states]
 
 

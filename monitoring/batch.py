@@ -3,6 +3,7 @@
 Uploads are untrusted: a symlink may point anywhere, so every entry must resolve inside the batch
 folder; a refused file is reported and the rest of the batch goes on.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from musicgenre.errors import DataError
+
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class BatchFile:
-    key: str     # path relative to the batch folder: the file's name in the store
+    key: str  # path relative to the batch folder: the file's name in the store
     path: Path
 
 
@@ -35,7 +38,7 @@ def new_batch_id() -> str:
 def check_batch_id(batch_id: str) -> str:
     """A batch id becomes a folder name: no separators, no `..`."""
     if not _BATCH_ID.match(batch_id) or ".." in batch_id:
-        raise ValueError(f"batch id {batch_id!r} must match {_BATCH_ID.pattern} and hold no '..'")
+        raise DataError(f"batch id {batch_id!r} must match {_BATCH_ID.pattern} and hold no '..'")
     return batch_id
 
 

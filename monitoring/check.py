@@ -1,9 +1,12 @@
 """One batch end to end: score → drift report → saved report → dashboard run → alert on drift."""
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from monitoring.alerts import send_alert
 from monitoring.batch import check_batch_id, new_batch_id
@@ -11,36 +14,47 @@ from monitoring.dashboard import add_batch
 from monitoring.drift import CONFIDENCE, GENRE, analyse, save
 from monitoring.reference import reference_table
 from monitoring.scoring import Champion, ScoredBatch, score_batch
+from monitoring.summary import DriftSummary, ModelRef
+from musicgenre.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-class EmptyBatch(ValueError):
+class EmptyBatch(DataError):
     """No file of the batch could be scored."""
 
 
-def current_table(batch: ScoredBatch) -> Any:
+def current_table(batch: ScoredBatch) -> pd.DataFrame:
     """The batch's track-level features joined with the champion's top genre and confidence."""
     return batch.features.merge(batch.predictions[["file", GENRE, CONFIDENCE]], on="file", validate="one_to_one")
 
 
-def check_batch(*, folder: Path, params: dict[str, Any], champion: Champion, batch_id: str | None = None,
-                show_progress: bool = False) -> dict[str, Any]:
+def check_batch(
+    *,
+    folder: Path,
+    params: dict[str, Any],
+    champion: Champion,
+    batch_id: str | None = None,
+    show_progress: bool = False,
+) -> DriftSummary:
     """Score the folder, compare with the reference, save report + run; the summary (with verdict)."""
     batch_id = check_batch_id(batch_id or new_batch_id())
-    batch = score_batch(folder=folder, params=params, champion=champion, batch_id=batch_id,
-                        show_progress=show_progress)
+    batch = score_batch(folder=folder, params=params, champion=champion, batch_id=batch_id, show_progress=show_progress)
     rejected = [vars(r) | {"path": str(r.path)} for r in batch.rejected]
     if batch.predictions.empty:
         raise EmptyBatch(f"{folder}: no audio file could be scored; refused: {[r['reason'] for r in rejected]}")
-    summary, snapshot = analyse(reference=reference_table(params=params, champion=champion),
-                                current=current_table(batch), params=params, batch_id=batch_id,
-                                model={"name": champion.name, "version": champion.version})
-    summary["rejected"] = rejected
-    summary["run_id"] = add_batch(params=params, snapshot=snapshot,
-                                  top_features=[row["feature"] for row in summary["top_features"]])
-    summary["alert"] = send_alert(summary=summary, params=params) if summary["drift"] else None
-    summary["report_dir"] = str(save(summary=summary, snapshot=snapshot, params=params))
-    log.info("batch %s: %s (share of drifted features %.3f)", batch_id, summary["verdict"],
-             summary["signals"]["features"]["share"])
+    summary, snapshot = analyse(
+        reference=reference_table(params=params, champion=champion),
+        current=current_table(batch),
+        params=params,
+        batch_id=batch_id,
+        model=ModelRef(name=champion.name, version=champion.version),
+    )
+    summary.rejected = rejected
+    summary.run_id = add_batch(
+        params=params, snapshot=snapshot, top_features=[row["feature"] for row in summary.top_features]
+    )
+    summary.alert = send_alert(summary=summary, params=params) if summary.drift else None
+    summary.report_dir = str(save(summary=summary, snapshot=snapshot, params=params))
+    log.info("batch %s: %s (share of drifted features %.3f)", batch_id, summary.verdict, summary.signals.features.share)
     return summary

@@ -1,88 +1,91 @@
 """`python -m monitoring.cli`: drift checks from the command line.
 
   score-batch PATH   score a folder of audio with the champion and check drift against GTZAN train
-  inbox              run the daily drift flow once (monitoring.inbox → archive, then score-batch)
+
+(The daily drift flow once on monitoring.inbox is `python -m flows.drift`: flows drive monitoring,
+never the other way round.)
 
 Exit codes: 0 no drift, 3 drift, 1 error (no champion, unreadable folder, no file could be scored),
 2 usage error.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from monitoring.summary import DriftSummary
 from musicgenre.config import load_params
+from musicgenre.errors import RegistryError, one_line, reported
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="Drift monitoring of new music")
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
 
 
-def exit_code(summary: dict[str, Any]) -> int:
-    return EXIT_DRIFT if summary.get("drift") else EXIT_OK
+@app.callback()
+def commands() -> None:
+    """Drift monitoring of new music (a group, so `score-batch` stays a subcommand)."""
 
 
-def render(*, summary: dict[str, Any], console: Console) -> None:
+def exit_code(summary: DriftSummary) -> int:
+    return EXIT_DRIFT if summary.drift else EXIT_OK
+
+
+def render(*, summary: DriftSummary, console: Console) -> None:
     """Verdict, signals, most moved features, genre distribution and refused files."""
-    features, confidence = summary["signals"]["features"], summary["signals"]["confidence"]
-    colour = "red" if summary["drift"] else "green"
-    console.print(f"[bold {colour}]{summary['verdict']}[/] batch {summary['batch_id']}: "
-                  f"{features['count']} drifted features, share {features['share']:.3f} "
-                  f"(threshold {features['threshold']}); mean confidence {confidence['reference_mean']:.3f} → "
-                  f"{confidence['current_mean']:.3f}; genre distribution p={summary['signals']['genre_distribution']['p_value']:.2g}")
-    for line in summary["top_features_text"]:
+    features, confidence = summary.signals.features, summary.signals.confidence
+    colour = "red" if summary.drift else "green"
+    console.print(
+        f"[bold {colour}]{summary.verdict}[/] batch {summary.batch_id}: "
+        f"{features.count} drifted features, share {features.share:.3f} "
+        f"(threshold {features.threshold}); mean confidence {confidence.reference_mean:.3f} → "
+        f"{confidence.current_mean:.3f}; "
+        f"genre distribution p={summary.signals.genre_distribution.p_value:.2g}"
+    )
+    for line in summary.top_features_text:
         console.print(f"  {line}")
     table = Table("genre", "reference share", "batch share", title="Predicted genres")
-    for row in summary["genre_distribution"]:
-        table.add_row(row["genre"], f"{row['reference_share']:.1%}", f"{row['current_share']:.1%}")
+    for row in summary.genre_distribution:
+        table.add_row(row.genre, f"{row.reference_share:.1%}", f"{row.current_share:.1%}")
     console.print(table)
-    for item in summary.get("rejected", []):
+    for item in summary.rejected:
         console.print(f"[yellow]refused[/] {item['reason']}", soft_wrap=True)
-    console.print(f"report: {summary['report_dir']}/drift.html")
+    console.print(f"report: {summary.report_dir}/drift.html")
 
 
 @app.command("score-batch")
 def score_batch_command(
-        folder: Path = typer.Argument(..., help="folder of audio files (searched recursively)"),
-        batch_id: Optional[str] = typer.Option(None, help="batch id (default: UTC time stamp)"),
-        tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
-        params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
-        as_json: bool = typer.Option(False, "--json", help="print the summary as JSON")) -> None:
+    folder: Path = typer.Argument(..., help="folder of audio files (searched recursively)"),
+    batch_id: Optional[str] = typer.Option(None, help="batch id (default: UTC time stamp)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
     """Score a batch with the champion, write the drift report and the dashboard run."""
-    from monitoring.check import EmptyBatch, check_batch
     from monitoring.scoring import load_scoring_model
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(params_file)
-    try:
-        champion = load_scoring_model(params=params, tracking_uri=tracking_uri)
-        summary = check_batch(folder=folder, params=params, champion=champion, batch_id=batch_id,
-                              show_progress=not as_json)
-    except (EmptyBatch, OSError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
-    except Exception as exc:  # the registry raises MlflowException when no champion exists
-        typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+    with reported("error", code=EXIT_ERROR):
+        params = load_params(params_file)
+        try:
+            champion = load_scoring_model(params=params, tracking_uri=tracking_uri)
+        except Exception as exc:  # the registry raises MlflowException when no champion exists
+            raise RegistryError(f"no champion to score with: {one_line(exc)}") from exc
+        from monitoring.check import check_batch  # Evidently (seconds to import) only once a champion is there
+
+        summary = check_batch(
+            folder=folder, params=params, champion=champion, batch_id=batch_id, show_progress=not as_json
+        )
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         render(summary=summary, console=Console())
-    raise typer.Exit(exit_code(summary))
-
-
-@app.command("inbox")
-def inbox_command(params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
-                  tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)")
-                  ) -> None:
-    """Run the daily drift flow once on monitoring.inbox (a Prefect flow run)."""
-    from flows.drift import drift_check
-    summary = drift_check(params_file=str(params_file) if params_file else None, tracking_uri=tracking_uri)
-    typer.echo(json.dumps({k: summary.get(k) for k in ("batch_id", "verdict", "report_dir")}, default=str))
     raise typer.Exit(exit_code(summary))
 
 

@@ -4,6 +4,7 @@ The dashboard is rebuilt whole after every batch (idempotent): drift share over 
 the latest batch's most drifted features, predicted-genre distribution and mean confidence.
 Serve it with `evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port 8000`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,26 +36,41 @@ def panels(*, params: dict[str, Any], top_features: list[str]) -> list[Any]:
     """The dashboard's panels; `top_features` are the latest batch's most drifted ones."""
     s = params["monitoring"]
     share = [PanelMetric(legend="share of drifted features", metric=DRIFT_COUNT, metric_labels={"value_type": "share"})]
-    genres = [PanelMetric(legend=g, metric="UniqueValueCount",
-                          metric_labels={"column": "predicted_genre", "label": g, "value_type": "share"})
-              for g in params["genres"]]
-    moved = [PanelMetric(legend=f, metric="ValueDrift", metric_labels={"column": f, "method": s["distance"]})
-             for f in top_features]
+    genres = [
+        PanelMetric(
+            legend=g,
+            metric="UniqueValueCount",
+            metric_labels={"column": "predicted_genre", "label": g, "value_type": "share"},
+        )
+        for g in params["genres"]
+    ]
+    moved = [
+        PanelMetric(legend=f, metric="ValueDrift", metric_labels={"column": f, "method": s["distance"]})
+        for f in top_features
+    ]
     return [
-        text_panel(title="New music vs GTZAN training tracks",
-                   description=f"per-feature {s['stattest']} test, p < {s['stattest_threshold']} = drifted; "
-                               f"verdict drift at share >= {s['drift_share_threshold']}"),
+        text_panel(
+            title="New music vs GTZAN training tracks",
+            description=f"per-feature {s['stattest']} test, p < {s['stattest_threshold']} = drifted; "
+            f"verdict drift at share >= {s['drift_share_threshold']}",
+        ),
         counter_panel(title="Share of drifted features (latest batch)", values=share, size="half"),
-        counter_panel(title="Drifted features (latest batch)", size="half",
-                      values=[PanelMetric(legend="count", metric=DRIFT_COUNT, metric_labels={"value_type": "count"})]),
+        counter_panel(
+            title="Drifted features (latest batch)",
+            size="half",
+            values=[PanelMetric(legend="count", metric=DRIFT_COUNT, metric_labels={"value_type": "count"})],
+        ),
         line_plot_panel(title="Share of drifted features over time", values=share, size="half"),
-        line_plot_panel(title="Mean confidence (max probability) over time", size="half",
-                        values=[PanelMetric(legend="mean confidence", metric="MeanValue",
-                                            metric_labels={"column": "confidence"})]),
-        bar_plot_panel(title="Predicted-genre distribution per batch (share of files)", values=genres,
-                       stacked=True),
-        bar_plot_panel(title=f"Most drifted features of the latest batch: {s['distance']} distance "
-                             "(normed: in reference SDs)", values=moved),
+        line_plot_panel(
+            title="Mean confidence (max probability) over time",
+            size="half",
+            values=[PanelMetric(legend="mean confidence", metric="MeanValue", metric_labels={"column": "confidence"})],
+        ),
+        bar_plot_panel(title="Predicted-genre distribution per batch (share of files)", values=genres, stacked=True),
+        bar_plot_panel(
+            title=f"Most drifted features of the latest batch: {s['distance']} distance (normed: in reference SDs)",
+            values=moved,
+        ),
     ]
 
 
@@ -63,7 +79,7 @@ def add_batch(*, params: dict[str, Any], snapshot: Any, top_features: list[str])
     workspace, project = open_project(params=params)
     ref = workspace.add_run(project.id, snapshot, include_data=False)
     plots = panels(params=params, top_features=top_features)
-    workspace.save_dashboard(project.id, DashboardModel(
-        tabs=[DashboardTabModel(title=TAB, panels=[p.id for p in plots])], panels=plots))
+    workspace.save_dashboard(
+        project.id, DashboardModel(tabs=[DashboardTabModel(title=TAB, panels=[p.id for p in plots])], panels=plots)
+    )
     return str(ref.id)
-

@@ -1,5 +1,6 @@
 """The inbox: files dropped there are moved (never deleted) into archive/<batch_id>/, which then is
 the batch folder that gets scored, so a file is scored once and its batch can be found later."""
+
 from __future__ import annotations
 
 import os

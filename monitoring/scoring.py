@@ -5,6 +5,7 @@ The drift features are the project's (they are compared with the features artifa
 scores the files with its own bundle's code on ONNX Runtime (serving.runtime), files in parallel,
 so a registered version gives the predictions it gave when it was registered.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,10 +20,10 @@ import pandas as pd
 from monitoring.batch import BatchFile, Rejection, discover, new_batch_id
 from monitoring.store import write_batch
 from musicgenre.config import resolve
-from musicgenre.models.predictor import proba_columns
 from musicgenre.extraction import Limits, TrackFeatures, extract_batch, to_tables
-from musicgenre.io import file_sha256
 from musicgenre.features import FeatureConfig
+from musicgenre.io import file_sha256
+from musicgenre.models.predictor import proba_columns
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,22 @@ class Champion:
 @dataclass
 class ScoredBatch:
     batch_id: str
-    predictions: pd.DataFrame               # one row per scored file
-    features: pd.DataFrame                  # file + the track-level features (segment -1)
+    predictions: pd.DataFrame  # one row per scored file
+    features: pd.DataFrame  # file + the track-level features (segment -1)
     rejected: list[Rejection] = field(default_factory=list)
 
 
 def load_scoring_model(*, params: dict[str, Any], tracking_uri: str | None = None) -> Champion:
     """The registry's champion (name + version from the alias), opened for batch scoring on every core."""
     from musicgenre.serving.champion import open_champion, resolve_tracking_uri
+
     settings = params["register"]
-    found, model = open_champion(uri=tracking_uri or resolve_tracking_uri(params=params), name=settings["model_name"],
-                                 alias=settings["alias"], workers=params["monitoring"]["n_jobs"])
+    found, model = open_champion(
+        uri=tracking_uri or resolve_tracking_uri(params=params),
+        name=settings["model_name"],
+        alias=settings["alias"],
+        workers=params["monitoring"]["n_jobs"],
+    )
     return Champion(name=found.name, version=found.version, model=model, classes=model.classes)
 
 
@@ -57,15 +63,22 @@ def champion_proba(*, champion: Champion, paths: list[str]) -> tuple[np.ndarray,
     return champion.model.predict_paths(paths)
 
 
-def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Champion, hashes: dict[str, str],
-                     top_k: int) -> pd.DataFrame:
+def prediction_table(
+    *, files: list[BatchFile], proba: np.ndarray, champion: Champion, hashes: dict[str, str], top_k: int
+) -> pd.DataFrame:
     """file, sha256, scored_at, model, top-k genres, confidence and every genre's probability."""
     classes = np.asarray(champion.classes)
     order = np.argsort(-proba, axis=1)[:, :top_k]
-    frame = pd.DataFrame({"file": [f.key for f in files], "path": [str(f.path) for f in files],
-                          "sha256": [hashes[f.key] for f in files],
-                          "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                          "model_name": champion.name, "model_version": champion.version})
+    frame = pd.DataFrame(
+        {
+            "file": [f.key for f in files],
+            "path": [str(f.path) for f in files],
+            "sha256": [hashes[f.key] for f in files],
+            "scored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_name": champion.name,
+            "model_version": champion.version,
+        }
+    )
     for rank in range(top_k):
         frame[f"genre_{rank + 1}"] = classes[order[:, rank]]
     frame["predicted_genre"] = frame["genre_1"]
@@ -73,13 +86,18 @@ def prediction_table(*, files: list[BatchFile], proba: np.ndarray, champion: Cha
     return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
 
 
-def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
-            ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
+def extract(
+    *, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
+) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
     """Training features of each file; files that fail to decode become rejections naming the reason."""
     config = FeatureConfig.from_params(params)
-    results, failures = extract_batch([(f.key, f.path) for f in files], config=config,
-                                      limits=Limits.from_params(params), n_jobs=params["monitoring"]["n_jobs"],
-                                      show_progress=show_progress)
+    results, failures = extract_batch(
+        [(f.key, f.path) for f in files],
+        config=config,
+        limits=Limits.from_params(params),
+        n_jobs=params["monitoring"]["n_jobs"],
+        show_progress=show_progress,
+    )
     by_key = {item.key: item for item in results}
     kept = [f for f in files if f.key in by_key]  # batch order, not completion order
     items = [by_key[f.key] for f in kept]
@@ -89,15 +107,21 @@ def extract(*, files: list[BatchFile], params: dict[str, Any], show_progress: bo
     return kept, items, tracks.reset_index(drop=True), rejected
 
 
-def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, batch_id: str | None = None,
-                show_progress: bool = False) -> ScoredBatch:
+def score_batch(
+    *,
+    folder: Path,
+    params: dict[str, Any],
+    champion: Champion,
+    batch_id: str | None = None,
+    show_progress: bool = False,
+) -> ScoredBatch:
     """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
     settings, batch_id = params["monitoring"], batch_id or new_batch_id()
     files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
     kept, _, features, failed = extract(files=files, params=params, show_progress=show_progress)
     proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
     scored = [error == "" for error in errors]
-    failed += [Rejection(key=f.key, path=f.path, reason=error) for f, error in zip(kept, errors) if error]
+    failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
     kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
     features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
     rejected += failed
@@ -106,11 +130,14 @@ def score_batch(*, folder: Path, params: dict[str, Any], champion: Champion, bat
     if not kept:
         return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
     hashes = {f.key: file_sha256(f.path) for f in kept}
-    predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes,
-                                   top_k=settings["top_k"])
+    predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes, top_k=settings["top_k"])
     store = resolve(settings["store"])
     write_batch(store=store, table="predictions", batch_id=batch_id, frame=predictions)
     write_batch(store=store, table="features", batch_id=batch_id, frame=features)
-    write_batch(store=store, table="rejected", batch_id=batch_id,
-                frame=pd.DataFrame([vars(r) for r in rejected], columns=["key", "path", "reason"]).astype(str))
+    write_batch(
+        store=store,
+        table="rejected",
+        batch_id=batch_id,
+        frame=pd.DataFrame([vars(r) for r in rejected], columns=["key", "path", "reason"]).astype(str),
+    )
     return ScoredBatch(batch_id=batch_id, predictions=predictions, features=features, rejected=rejected)

@@ -4,6 +4,7 @@ Layout: <store>/predictions/batch=<id>/part.parquet and <store>/features/batch=<
 (track-level features of the scored files), so a restart loses nothing and a half-written batch
 never appears.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

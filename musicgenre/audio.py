@@ -1,4 +1,5 @@
 """Audio I/O: probe headers, decode, downmix and resample, with errors that name the file."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,22 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-_BIT_DEPTH = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32,
-              "FLOAT": 32, "DOUBLE": 64, "ULAW": 8, "ALAW": 8}
+from .errors import GenreError
+
+_BIT_DEPTH = {
+    "PCM_S8": 8,
+    "PCM_U8": 8,
+    "PCM_16": 16,
+    "PCM_24": 24,
+    "PCM_32": 32,
+    "FLOAT": 32,
+    "DOUBLE": 64,
+    "ULAW": 8,
+    "ALAW": 8,
+}
 
 
-class AudioError(ValueError):
+class AudioError(GenreError, ValueError):
     """A file that cannot be used as audio; the message names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -52,12 +64,19 @@ def probe(path: str | os.PathLike, *, max_file_mb: float | None = None) -> Audio
         raise AudioError(path, f"cannot read audio header ({_short(exc)})") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(path, "header has no sample rate or channels")
-    return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames),
-                     bit_depth=_BIT_DEPTH.get(info.subtype), format=info.format, subtype=info.subtype)
+    return AudioInfo(
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        bit_depth=_BIT_DEPTH.get(info.subtype),
+        format=info.format,
+        subtype=info.subtype,
+    )
 
 
-def read_native(path: str | os.PathLike, *, max_file_mb: float | None = None,
-                max_duration_s: float | None = None) -> tuple[np.ndarray, int]:
+def read_native(
+    path: str | os.PathLike, *, max_file_mb: float | None = None, max_duration_s: float | None = None
+) -> tuple[np.ndarray, int]:
     """Decode at the file's own rate: float32 array (frames, channels) and the rate."""
     info = probe(path, max_file_mb=max_file_mb)
     if max_duration_s is not None and info.duration_s > max_duration_s:
@@ -73,15 +92,32 @@ def read_native(path: str | os.PathLike, *, max_file_mb: float | None = None,
     return samples, int(rate)
 
 
-def load_audio(path: str | os.PathLike, *, sample_rate: int, min_duration_s: float | None = None,
-               max_duration_s: float | None = None, max_file_mb: float | None = None) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int,
+    min_duration_s: float | None = None,
+    max_duration_s: float | None = None,
+    max_file_mb: float | None = None,
+) -> np.ndarray:
     """Decode, downmix to mono and resample to `sample_rate`: a 1-D float32 array."""
-    return load_audio_at(path, sample_rates=[sample_rate], min_duration_s=min_duration_s,
-                         max_duration_s=max_duration_s, max_file_mb=max_file_mb)[sample_rate]
+    return load_audio_at(
+        path,
+        sample_rates=[sample_rate],
+        min_duration_s=min_duration_s,
+        max_duration_s=max_duration_s,
+        max_file_mb=max_file_mb,
+    )[sample_rate]
 
 
-def load_audio_at(path: str | os.PathLike, *, sample_rates: Sequence[int], min_duration_s: float | None = None,
-                  max_duration_s: float | None = None, max_file_mb: float | None = None) -> dict[int, np.ndarray]:
+def load_audio_at(
+    path: str | os.PathLike,
+    *,
+    sample_rates: Sequence[int],
+    min_duration_s: float | None = None,
+    max_duration_s: float | None = None,
+    max_file_mb: float | None = None,
+) -> dict[int, np.ndarray]:
     """Decode once, downmix to mono and resample to each rate: {rate: 1-D float32 array}. Every signal
     is resampled from the file's own rate, so each equals what `load_audio` gives at that rate."""
     samples, rate = read_native(path, max_file_mb=max_file_mb, max_duration_s=max_duration_s)

@@ -1,4 +1,5 @@
 """Access to params.yaml, the single source of settings."""
+
 from __future__ import annotations
 
 import os

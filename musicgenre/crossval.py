@@ -4,18 +4,22 @@ The fixed test split holds only ~35 tracks, so one accuracy moves by ~3 points p
 repeats over all split tracks give a mean and a spread. Folds come from musicgenre.splits.grouped_folds
 (no artist on both sides); repeat r shuffles with seed + r.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from .models import fit_predictor
-from .models.data import SPLITS, Tables, track_features
-from .splits import grouped_folds
+from .models.data import Tables, track_features
+from .splits import SPLITS, grouped_folds
+
+if TYPE_CHECKING:  # for the annotation only: cross-validation passes the tagger through, never builds one
+    from .tagger import TaggerRef
 
 
 def cv_tracks(*, tables: Tables) -> pd.DataFrame:
@@ -30,12 +34,24 @@ def cv_tracks(*, tables: Tables) -> pd.DataFrame:
 def fold_scores(*, truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Track accuracy and macro-F1 of one held-out fold (labels are class indices)."""
     predicted = proba.argmax(axis=1)
-    return {"accuracy": float(accuracy_score(truth, predicted)),
-            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+    }
 
 
-def cross_validate(*, name: str, settings: dict[str, Any], tables: Tables, classes: list[str], seed: int,
-                   folds: int, repeats: int, threads: int, embedding: Any = None) -> dict[str, Any]:
+def cross_validate(
+    *,
+    name: str,
+    settings: dict[str, Any],
+    tables: Tables,
+    classes: list[str],
+    seed: int,
+    folds: int,
+    repeats: int,
+    threads: int,
+    embedding: TaggerRef | None = None,
+) -> dict[str, Any]:
     """cv_<metric>_mean/_std over folds x repeats held-out folds of the model `name`."""
     tracks = cv_tracks(tables=tables)
     labels = tracks["genre"].map(classes.index).to_numpy()
@@ -47,9 +63,18 @@ def cross_validate(*, name: str, settings: dict[str, Any], tables: Tables, class
             pairs = grouped_folds(tracks, n_splits=folds, seed=seed + repeat)
         for train_idx, test_idx in pairs:
             held_out = [items[i] for i in test_idx]
-            predictor = fit_predictor(name=name, settings=settings, seed=seed, classes=classes, threads=threads,
-                                      train_items=[items[i] for i in train_idx], train_labels=labels[train_idx],
-                                      valid_items=held_out, valid_labels=labels[test_idx], embedding=embedding)
+            predictor = fit_predictor(
+                name=name,
+                settings=settings,
+                seed=seed,
+                classes=classes,
+                threads=threads,
+                train_items=[items[i] for i in train_idx],
+                train_labels=labels[train_idx],
+                valid_items=held_out,
+                valid_labels=labels[test_idx],
+                embedding=embedding,
+            )
             scores.append(fold_scores(truth=labels[test_idx], proba=predictor.predict_proba(held_out)))
     frame = pd.DataFrame(scores)
     summary = {}

@@ -3,6 +3,7 @@
 On a fresh clone the data comes from the DVC remote when it holds it, else from the source
 recorded in data.dvc (`dvc update`); a configured source other than the recorded one re-imports.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from .config import project_root, resolve
+from .errors import MissingInputError, ToolError
 
 SOURCE_ENV = "GTZAN_SOURCE"
 DATA_DVC = "data.dvc"
@@ -40,7 +42,7 @@ def sync(params: dict[str, Any], root: Path | None = None) -> str:
     root = root or project_root()
     source = configured_source(params)
     if not source.exists():
-        raise FileNotFoundError(f"GTZAN source {source} does not exist (set data.source or ${SOURCE_ENV})")
+        raise MissingInputError(f"GTZAN source {source} does not exist (set data.source or ${SOURCE_ENV})")
     if recorded_source(root) != source:
         _import(source, params["paths"]["raw"], root)
         return f"imported {source}"
@@ -70,5 +72,5 @@ def _dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     command = [sys.executable, "-m", "dvc", *args]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise RuntimeError(f"`dvc {' '.join(args)}` failed in {root}: {result.stderr.strip()[-2000:]}")
+        raise ToolError(f"`dvc {' '.join(args)}` failed in {root}: {result.stderr.strip()[-2000:]}")
     return result

@@ -4,6 +4,7 @@ A bad file becomes a named failure; the rest of the batch goes on. `extract_file
 path's: it imports the classic feature code only when features are asked for and the tagger only
 when an embedding is, so a transfer model serves without librosa, joblib or pandas.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,6 +43,17 @@ class TrackFeatures:
     log_mels: np.ndarray | None
     embedding: np.ndarray | None = None  # pretrained-tagger embedding, only for predictors that need it
 
+    def classic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(track vector, segment vectors, log-mel segments); a clear error when they were not extracted."""
+        if self.track_vector is None or self.segment_vectors is None or self.log_mels is None:
+            raise ValueError(f"{self.key}: the classic features were not extracted")
+        return self.track_vector, self.segment_vectors, self.log_mels
+
+    def tagger_embedding(self) -> np.ndarray:
+        if self.embedding is None:
+            raise ValueError(f"{self.key}: no tagger embedding (extract with the model's tagger)")
+        return self.embedding
+
 
 @dataclass
 class Failure:
@@ -50,8 +62,15 @@ class Failure:
     reason: str
 
 
-def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig | None, limits: Limits,
-                 embedding: TaggerRef | None = None, features: bool = True) -> TrackFeatures:
+def extract_file(
+    path: str | os.PathLike,
+    *,
+    key: str,
+    config: FeatureConfig | None,
+    limits: Limits,
+    embedding: TaggerRef | None = None,
+    features: bool = True,
+) -> TrackFeatures:
     """Decode the file once; extract the classic features (unless `features` is False) and, with an
     `embedding` (the exported tagger to use), the tagger embedding at the tagger's own rate.
     Raises AudioError naming the file."""
@@ -61,31 +80,46 @@ def extract_file(path: str | os.PathLike, *, key: str, config: FeatureConfig | N
         rates["embedding"] = tagger.sample_rate
     if not rates:
         raise ValueError("extract_file: nothing to extract (no feature config and no embedding asked for)")
-    signals = load_audio_at(path, sample_rates=list(rates.values()), min_duration_s=limits.min_duration_s,
-                            max_duration_s=limits.max_duration_s, max_file_mb=limits.max_file_mb)
-    classic, vector = (None, None, None), None
+    signals = load_audio_at(
+        path,
+        sample_rates=list(rates.values()),
+        min_duration_s=limits.min_duration_s,
+        max_duration_s=limits.max_duration_s,
+        max_file_mb=limits.max_file_mb,
+    )
+    classic: tuple[np.ndarray | None, ...] = (None, None, None)
+    vector = None
     try:
-        if "features" in rates:
+        if config is not None and "features" in rates:
             from .features import extract
+
             classic = extract(signals[rates["features"]], config=config)
         if tagger is not None:
             vector = tagger.embed(signals[rates["embedding"]])
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
-    return TrackFeatures(key, *classic, embedding=vector)
+    track_vector, segment_vectors, log_mels = classic
+    return TrackFeatures(key, track_vector, segment_vectors, log_mels, embedding=vector)
 
 
-def _safe_extract(path: str, key: str, config: FeatureConfig, limits: Limits,
-                  embedding: TaggerRef | None) -> TrackFeatures | Failure:
+def _safe_extract(
+    path: str, key: str, config: FeatureConfig | None, limits: Limits, embedding: TaggerRef | None
+) -> TrackFeatures | Failure:
     try:
         return extract_file(path, key=key, config=config, limits=limits, embedding=embedding)
     except AudioError as exc:
         return Failure(key=key, path=str(path), reason=exc.reason)
 
 
-def extract_batch(items: Iterable[tuple[str, str]], *, config: FeatureConfig, limits: Limits, n_jobs: int = 1,
-                  show_progress: bool = True, embedding: TaggerRef | None = None
-                  ) -> tuple[list[TrackFeatures], list[Failure]]:
+def extract_batch(
+    items: Iterable[tuple[str, str | os.PathLike]],
+    *,
+    config: FeatureConfig | None,
+    limits: Limits,
+    n_jobs: int = 1,
+    show_progress: bool = True,
+    embedding: TaggerRef | None = None,
+) -> tuple[list[TrackFeatures], list[Failure]]:
     """Extract (key, path) pairs in parallel worker processes, one BLAS thread each (with an `embedding`,
     the tagger embedding too: each worker builds its own ONNX Runtime session once)."""
     from joblib import Parallel, delayed, parallel_config
@@ -109,14 +143,16 @@ def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.D
     import pandas as pd
 
     from .features import feature_names
+
     names = feature_names(config)
     rows, index_rows, mels = [], [], []
     for item in results:
-        rows.append([item.key, -1, *item.track_vector])
-        for segment, vector in enumerate(item.segment_vectors):
+        track_vector, segment_vectors, log_mels = item.classic()
+        rows.append([item.key, -1, *track_vector])
+        for segment, vector in enumerate(segment_vectors):
             rows.append([item.key, segment, *vector])
             index_rows.append((item.key, segment))
-        mels.append(item.log_mels)
+        mels.append(log_mels)
     table = pd.DataFrame(rows, columns=["track", "segment", *names])
     table["segment"] = table["segment"].astype("int32")
     log_mel = np.concatenate(mels) if mels else np.empty((0, config.n_mels, config.segment_frames), np.float32)
@@ -127,5 +163,6 @@ def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.D
 def _progress(enabled: bool) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=not enabled
+    )

@@ -23,6 +23,7 @@ What remains different from the naive calls is float rounding (summation order):
 where the 85 % energy threshold is a near-tie, and tempo (an argmax over tempo bins) flip on a
 near-tie; BENCHMARKS.md reports the measured differences per feature group.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,16 +39,18 @@ import scipy.fft
 import scipy.sparse
 from threadpoolctl import ThreadpoolController
 
+from .errors import DataError, require
 from .memory import keep_freed_buffers
 
 STATS = ("mean", "std", "skew")
-TOP_DB = 80.0          # librosa.power_to_db defaults: the naive calls use them
+TOP_DB = 80.0  # librosa.power_to_db defaults: the naive calls use them
 AMIN = 1e-10
-ROLL_PERCENT = 0.85    # librosa.feature.spectral_rolloff default
-ZC_THRESHOLD = 1e-10   # librosa.zero_crossings default
+ROLL_PERCENT = 0.85  # librosa.feature.spectral_rolloff default
+ZC_THRESHOLD = 1e-10  # librosa.zero_crossings default
 CONTRAST_FMIN, CONTRAST_QUANTILE = 200.0, 0.02  # librosa.feature.spectral_contrast defaults
 STFT_BLOCK_FRAMES = 32  # frames per FFT block: 32 x 2048 float64 = 0.5 MB, stays in a core's L2 cache
 TEMPO_AC_SIZE_S, TEMPO_START_BPM, TEMPO_MAX_BPM = 8.0, 120.0, 320.0  # librosa.feature.tempo defaults
+MAX_TUNING_BINS = 0.5  # librosa's tuning deviation is a fraction of a chroma bin in [-0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,41 @@ class FeatureConfig:
     n_contrast_bands: int
     segment_seconds: float
     chroma_tuning: float | None = 0.0
+
+    def __post_init__(self) -> None:
+        """Refuse settings the extractor cannot honour, naming the params key (as librosa's ParameterError)."""
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "n_contrast_bands", "segment_seconds"):
+            require(getattr(self, name) > 0, f"features.{name} must be positive, got {getattr(self, name)}")
+        require(
+            self.hop_length <= self.n_fft,
+            f"features.hop_length ({self.hop_length}) must not exceed features.n_fft ({self.n_fft}): "
+            "frames would skip samples",
+        )
+        require(
+            self.n_mfcc <= self.n_mels,
+            f"features.n_mfcc ({self.n_mfcc}) must not exceed features.n_mels ({self.n_mels}): "
+            "the MFCCs are the DCT of the mel bands",
+        )
+        top_edge = CONTRAST_FMIN * 2.0 ** (self.n_contrast_bands - 1)
+        require(
+            top_edge < self.sample_rate / 2,
+            f"features.n_contrast_bands ({self.n_contrast_bands}) puts a contrast band edge at {top_edge:g} Hz, "
+            f"at or above Nyquist ({self.sample_rate / 2:g} Hz): reduce the bands or raise the sample rate",
+        )
+        require(
+            self.sample_rate / self.n_fft <= CONTRAST_FMIN,
+            f"features.n_fft ({self.n_fft}) is too short: the {CONTRAST_FMIN:g} Hz contrast octave needs FFT "
+            f"bins at most {CONTRAST_FMIN:g} Hz apart (n_fft >= {math.ceil(self.sample_rate / CONTRAST_FMIN)})",
+        )
+        require(
+            self.segment_samples >= self.n_fft,
+            f"features.segment_seconds ({self.segment_seconds}) is shorter than one frame "
+            f"(features.n_fft = {self.n_fft} samples)",
+        )
+        require(
+            self.chroma_tuning is None or -MAX_TUNING_BINS <= self.chroma_tuning < MAX_TUNING_BINS,
+            f"features.chroma_tuning must be null or in [-0.5, 0.5) of a chroma bin, got {self.chroma_tuning}",
+        )
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "FeatureConfig":
@@ -87,9 +125,10 @@ class FeatureConfig:
 @dataclass(frozen=True)
 class _Banks:
     """Everything that depends on the configuration only (computed once per process)."""
+
     window: np.ndarray
     mel: scipy.sparse.csr_array  # (n_mels, bins): each bin feeds at most 2 triangles
-    freqs: np.ndarray        # (bins,)
+    freqs: np.ndarray  # (bins,)
     contrast_bands: tuple[tuple[np.ndarray, int], ...]  # (bin indices, bins averaged) per band
     tempo_window: np.ndarray
     tempo_bpms: np.ndarray
@@ -131,12 +170,15 @@ def _extract(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarr
     track_zcr = _zcr(y[None, :], config=config)
     track_vector, _ = aggregate(table, track_index, track_zcr, config=config)
     if n_segments == 0:
-        return track_vector[0], np.empty((0, len(track_vector[0]))), \
-            np.empty((0, config.n_mels, config.segment_frames), dtype=np.float32)
-    segments = y[:n_segments * config.segment_samples].reshape(n_segments, config.segment_samples)
+        return (
+            track_vector[0],
+            np.empty((0, len(track_vector[0]))),
+            np.empty((0, config.n_mels, config.segment_frames), dtype=np.float32),
+        )
+    segments = y[: n_segments * config.segment_samples].reshape(n_segments, config.segment_samples)
     index = segment_index(n_frames, n_segments=n_segments, config=config)
     segment_vectors, log_mel = aggregate(table, index, _segment_zcr(track_zcr, segments, config), config=config)
-    log_mels = np.ascontiguousarray(log_mel[:, :config.segment_frames].transpose(0, 2, 1), dtype=np.float32)
+    log_mels = np.ascontiguousarray(log_mel[:, : config.segment_frames].transpose(0, 2, 1), dtype=np.float32)
     return track_vector[0], segment_vectors, log_mels
 
 
@@ -146,18 +188,23 @@ def frame_table(y: np.ndarray, *, n_segments: int, config: FeatureConfig) -> tup
     track = _frames(np.pad(y, half), config)
     edges = _edge_windows(y, n_segments, config)
     magnitude = np.empty((len(track) + len(edges), half + 1), dtype=y.dtype)
-    _magnitude(track, out=magnitude[:len(track)], config=config)
-    _magnitude(edges, out=magnitude[len(track):], config=config)
+    _magnitude(track, out=magnitude[: len(track)], config=config)
+    _magnitude(edges, out=magnitude[len(track) :], config=config)
     banks = _banks(config)
     power = magnitude**2
     total = magnitude.sum(axis=1)
     cumulative = np.cumsum(magnitude, axis=1)
     rolloff_bin = np.argmax(cumulative >= np.float32(ROLL_PERCENT) * cumulative[:, -1:], axis=1)
     peak, valley = _contrast_extremes(magnitude, banks)
-    table = {"mel": (banks.mel @ power.T).T, "chroma": _chroma(power, config), "peak": peak, "valley": valley,
-             # spectral_centroid normalises each frame by its sum; an all-zero frame stays 0
-             "centroid": (magnitude @ banks.freqs.astype(magnitude.dtype)) / np.where(total > 0, total, 1),
-             "rolloff": banks.freqs[rolloff_bin]}
+    table = {
+        "mel": (banks.mel @ power.T).T,
+        "chroma": _chroma(power, config),
+        "peak": peak,
+        "valley": valley,
+        # spectral_centroid normalises each frame by its sum; an all-zero frame stays 0
+        "centroid": (magnitude @ banks.freqs.astype(magnitude.dtype)) / np.where(total > 0, total, 1),
+        "rolloff": banks.freqs[rolloff_bin],
+    }
     return table, track.shape[0]
 
 
@@ -166,16 +213,17 @@ def segment_index(n_frames: int, *, n_segments: int, config: FeatureConfig) -> n
     frames, edge = config.segment_frames, config.edge_frames
     index = np.arange(n_segments)[:, None] * frames + np.arange(frames + 1)[None, :]
     edge_rows = n_frames + np.arange(n_segments)[:, None] * 2 * edge + np.arange(2 * edge)[None, :]
-    index[:, :edge], index[:, frames + 1 - edge:] = edge_rows[:, :edge], edge_rows[:, edge:]
+    index[:, :edge], index[:, frames + 1 - edge :] = edge_rows[:, :edge], edge_rows[:, edge:]
     return index
 
 
-def aggregate(table: dict[str, np.ndarray], index: np.ndarray, zcr: np.ndarray, *,
-              config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def aggregate(
+    table: dict[str, np.ndarray], index: np.ndarray, zcr: np.ndarray, *, config: FeatureConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Feature vectors (n, n_features) of the signals whose frames are the rows `index` (n, frames),
     and their log-mel (n, frames, n_mels) with a per-signal dB reference."""
     log_mel = _power_to_db(table["mel"][index])
-    mfcc = scipy.fft.dct(log_mel, axis=-1, type=2, norm="ortho")[..., :config.n_mfcc]
+    mfcc = scipy.fft.dct(log_mel, axis=-1, type=2, norm="ortho")[..., : config.n_mfcc]
     contrast = _power_to_db(table["peak"][index]) - _power_to_db(table["valley"][index])
     parts = [_tempo(_onset_strength(log_mel, config), config)[:, None]]
     for matrix in (table["chroma"][index], mfcc, contrast):
@@ -196,14 +244,14 @@ def _magnitude(frames: np.ndarray, *, out: np.ndarray, config: FeatureConfig) ->
     block_in, block_out = plan.input_array, plan.output_array
     window = _banks(config).window
     for start in range(0, len(frames), STFT_BLOCK_FRAMES):
-        block = frames[start:start + STFT_BLOCK_FRAMES]
-        block_in[:len(block)] = block  # widen to float64 first: a mixed-precision multiply is 25 % slower
-        block_in[len(block):] = 0
+        block = frames[start : start + STFT_BLOCK_FRAMES]
+        block_in[: len(block)] = block  # widen to float64 first: a mixed-precision multiply is 25 % slower
+        block_in[len(block) :] = 0
         block_in *= window
         plan()
         # librosa keeps the spectrum at the input's precision (complex64 for float32 audio) before abs
-        spectrum = block_out[:len(block)].astype(np.result_type(out.dtype, np.complex64), copy=False)
-        np.abs(spectrum, out=out[start:start + len(block)])
+        spectrum = block_out[: len(block)].astype(np.result_type(out.dtype, np.complex64), copy=False)
+        np.abs(spectrum, out=out[start : start + len(block)])
 
 
 _thread_plans = threading.local()
@@ -212,12 +260,13 @@ _thread_plans = threading.local()
 def _frame_fft(config: FeatureConfig) -> pyfftw.FFTW:
     """This thread's FFTW plan for a block of frames: a plan owns its buffers, so threads must not share one.
     FFTW_ESTIMATE picks the algorithm without timing trials, so every run computes bit-identical spectra."""
-    plans = _thread_plans.__dict__
+    plans: dict[int, pyfftw.FFTW] = _thread_plans.__dict__.setdefault("plans", {})
     if config.n_fft not in plans:
         frames = pyfftw.empty_aligned((STFT_BLOCK_FRAMES, config.n_fft), dtype="float64")
         spectrum = pyfftw.empty_aligned((STFT_BLOCK_FRAMES, config.n_fft // 2 + 1), dtype="complex128")
-        plans[config.n_fft] = pyfftw.FFTW(frames, spectrum, axes=(1,), threads=1,
-                                          flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"))
+        plans[config.n_fft] = pyfftw.FFTW(
+            frames, spectrum, axes=(1,), threads=1, flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT")
+        )
     return plans[config.n_fft]
 
 
@@ -235,7 +284,7 @@ def _edge_windows(y: np.ndarray, n_segments: int, config: FeatureConfig) -> np.n
 def _frames(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Strided view (..., n_frames, n_fft) of the frames of an already padded signal."""
     windows = np.lib.stride_tricks.sliding_window_view(signal, config.n_fft, axis=-1)
-    return windows[..., ::config.hop_length, :]
+    return windows[..., :: config.hop_length, :]
 
 
 def _chroma(power: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -251,7 +300,7 @@ def _contrast_extremes(magnitude: np.ndarray, banks: _Banks) -> tuple[np.ndarray
     peak = np.empty((magnitude.shape[0], len(banks.contrast_bands)))
     valley = np.empty_like(peak)
     for k, (bins, count) in enumerate(banks.contrast_bands):
-        band = magnitude[:, bins[0]:bins[-1] + 1]  # the bins of a band are contiguous
+        band = magnitude[:, bins[0] : bins[-1] + 1]  # the bins of a band are contiguous
         if count == 1:  # the low bands average one bin: min / max, no sort needed
             valley[:, k], peak[:, k] = band.min(axis=1), band.max(axis=1)
             continue
@@ -270,7 +319,7 @@ def _onset_strength(log_mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """librosa.onset.onset_strength(S=log_mel) for signals (n, frames, n_mels): lag 1, mean, centred."""
     flux = np.maximum(0.0, log_mel[:, 1:] - log_mel[:, :-1]).mean(axis=2)
     pad = 1 + config.n_fft // (2 * config.hop_length)
-    return np.pad(flux, ((0, 0), (pad, 0)))[:, :log_mel.shape[1]]
+    return np.pad(flux, ((0, 0), (pad, 0)))[:, : log_mel.shape[1]]
 
 
 def _tempo(onset: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -296,8 +345,8 @@ def _mean_tempogram(onset: np.ndarray, window: np.ndarray) -> np.ndarray:
     # G is written into rows of width + 1 (zero tail): once its lower triangle is zeroed, that layout
     # puts G[i, i + k] in column k, so the superdiagonal sums are column sums
     flat = np.empty((len(onset), width * (width + 1)), dtype=frames.dtype)
-    flat[:, width * width:] = 0
-    gram = flat[:, :width * width].reshape(len(onset), width, width)
+    flat[:, width * width :] = 0
+    gram = flat[:, : width * width].reshape(len(onset), width, width)
     np.matmul((frames * weight[..., None]).transpose(0, 2, 1), frames, out=gram)
     gram *= _upper_triangle(width, frames.dtype)
     return flat.reshape(len(onset), width, width + 1).sum(axis=1, dtype=np.float64)[:, :width]
@@ -319,9 +368,9 @@ def _zcr(signals: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
     # per block of gcd(n_fft, hop) samples, add the blocks of each frame, drop the one past its end
     length = max((n_frames - 1) * hop + n_fft, padded.shape[1] - 1)
     crossing = np.zeros((len(signals), -(-length // size) * size), dtype=np.uint8)
-    crossing[:, :padded.shape[1] - 1] = negative[:, 1:] != negative[:, :-1]  # [k]: between k and k+1
+    crossing[:, : padded.shape[1] - 1] = negative[:, 1:] != negative[:, :-1]  # [k]: between k and k+1
     blocks = crossing.reshape(len(signals), -1, size).sum(axis=2, dtype=np.int32)
-    windows = np.lib.stride_tricks.sliding_window_view(blocks, n_fft // size, axis=1)[:, ::hop // size]
+    windows = np.lib.stride_tricks.sliding_window_view(blocks, n_fft // size, axis=1)[:, :: hop // size]
     last = crossing[:, np.arange(n_frames) * hop + n_fft - 1]
     return (windows[:, :n_frames].sum(axis=2) - last) / n_fft
 
@@ -335,7 +384,7 @@ def _segment_zcr(track_zcr: np.ndarray, segments: np.ndarray, config: FeatureCon
     # whole hops (so frames stay aligned at the tail) that cover the edge frames' windows
     piece = min(2 * edge - 1, frames) * hop
     zcr[:, :edge] = _zcr(segments[:, :piece], config=config)[:, :edge]
-    zcr[:, frames + 1 - edge:] = _zcr(segments[:, -piece:], config=config)[:, -edge:]
+    zcr[:, frames + 1 - edge :] = _zcr(segments[:, -piece:], config=config)[:, -edge:]
     return zcr
 
 
@@ -360,12 +409,16 @@ def _banks(config: FeatureConfig) -> _Banks:
     bpms = librosa.tempo_frequencies(width, sr=sr, hop_length=hop)
     with np.errstate(divide="ignore"):
         logprior = -0.5 * (np.log2(bpms) - np.log2(TEMPO_START_BPM)) ** 2
-    logprior[:int(np.argmax(bpms < TEMPO_MAX_BPM))] = -np.inf
-    return _Banks(window=librosa.filters.get_window("hann", n_fft, fftbins=True),
-                  mel=scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels)),
-                  freqs=freqs, contrast_bands=_contrast_bands(freqs, config),
-                  tempo_window=librosa.filters.get_window("hann", width, fftbins=True),
-                  tempo_bpms=bpms, tempo_logprior=logprior)
+    logprior[: int(np.argmax(bpms < TEMPO_MAX_BPM))] = -np.inf
+    return _Banks(
+        window=librosa.filters.get_window("hann", n_fft, fftbins=True),
+        mel=scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=config.n_mels)),
+        freqs=freqs,
+        contrast_bands=_contrast_bands(freqs, config),
+        tempo_window=librosa.filters.get_window("hann", width, fftbins=True),
+        tempo_bpms=bpms,
+        tempo_logprior=logprior,
+    )
 
 
 def _contrast_bands(freqs: np.ndarray, config: FeatureConfig) -> tuple[tuple[np.ndarray, int], ...]:
@@ -380,7 +433,7 @@ def _contrast_bands(freqs: np.ndarray, config: FeatureConfig) -> tuple[tuple[np.
         if k > 0:
             current[idx[0] - 1] = True
         if k == n_bands:
-            current[idx[-1] + 1:] = True
+            current[idx[-1] + 1 :] = True
         bins = np.flatnonzero(current)
         count = max(int(np.rint(CONTRAST_QUANTILE * current.sum())), 1)
         bands.append((bins[:-1] if k < n_bands else bins, count))
@@ -393,14 +446,15 @@ def _chroma_bank(config: FeatureConfig, tuning: float) -> np.ndarray:
 
 
 def _check_signal(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The signal as float32/float64 (the precisions librosa computes in), or a ValueError saying why not."""
+    """The signal as float32/float64 (the precisions librosa computes in), or a DataError (a ValueError) saying
+    why not."""
     y = np.asarray(y)
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     if y.ndim != 1:
-        raise ValueError(f"expected a mono signal (1-D), got shape {y.shape}")
+        raise DataError(f"expected a mono signal (1-D), got shape {y.shape}")
     if len(y) < config.n_fft:
-        raise ValueError(f"signal of {len(y)} samples is shorter than one frame ({config.n_fft})")
+        raise DataError(f"signal of {len(y)} samples is shorter than one frame ({config.n_fft})")
     if not np.isfinite(y).all():
-        raise ValueError("signal contains NaN or infinite samples")
+        raise DataError("signal contains NaN or infinite samples")
     return y

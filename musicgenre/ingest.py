@@ -1,4 +1,5 @@
 """Bring GTZAN in from any of its common layouts (directory or archive) and describe every track."""
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,23 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from .audio import AudioError, probe
+from .errors import DataError
 from .io import file_sha256
 
 # <genre>.000NN.<ext> is shared by the original .au archive, the WAV copy and the FLAC layout
 TRACK_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>[a-z0-9]+)$", re.IGNORECASE)
-MANIFEST_COLUMNS = ["track", "genre", "path", "sha256", "duration_s", "sample_rate", "channels",
-                    "bit_depth", "artist_group", "error"]
+MANIFEST_COLUMNS = [
+    "track",
+    "genre",
+    "path",
+    "sha256",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "bit_depth",
+    "artist_group",
+    "error",
+]
 
 
 def unpack_source(raw: Path, extract_dir: Path) -> Path:
@@ -25,7 +37,7 @@ def unpack_source(raw: Path, extract_dir: Path) -> Path:
     if raw.is_dir():
         return raw
     if not tarfile.is_tarfile(raw):
-        raise ValueError(f"{raw}: GTZAN source must be a directory or a tar archive (.tar.gz)")
+        raise DataError(f"{raw}: GTZAN source must be a directory or a tar archive (.tar.gz)")
     staging = extract_dir.with_name(extract_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with tarfile.open(raw) as archive:
@@ -48,9 +60,9 @@ def discover_tracks(root: Path, *, genres: list[str], extensions: list[str]) -> 
     tracks = pd.DataFrame(rows, columns=["track", "genre", "path"])
     repeated = tracks.loc[tracks["track"].duplicated(keep=False), "path"].astype(str).tolist()
     if repeated:
-        raise ValueError(f"{root}: the same track id appears in several files: {repeated[:10]}")
+        raise DataError(f"{root}: the same track id appears in several files: {repeated[:10]}")
     if tracks.empty:
-        raise ValueError(f"{root}: no GTZAN audio found (expected <genre>/<genre>.000NN.{{au,wav,flac}})")
+        raise DataError(f"{root}: no GTZAN audio found (expected <genre>/<genre>.000NN.{{au,wav,flac}})")
     return tracks.reset_index(drop=True)
 
 
@@ -64,20 +76,37 @@ def sturm_artist_groups() -> dict[str, str]:
 
 def describe_file(path: Path, *, max_file_mb: float | None) -> dict:
     """Header facts and the content hash of one file; a bad file yields an `error`, not an exception."""
-    row: dict = {"sha256": "", "duration_s": float("nan"), "sample_rate": pd.NA, "channels": pd.NA,
-                 "bit_depth": pd.NA, "error": ""}
+    row: dict = {
+        "sha256": "",
+        "duration_s": float("nan"),
+        "sample_rate": pd.NA,
+        "channels": pd.NA,
+        "bit_depth": pd.NA,
+        "error": "",
+    }
     try:
         info = probe(path, max_file_mb=max_file_mb)
-        row.update(duration_s=round(info.duration_s, 4), sample_rate=info.sample_rate,
-                   channels=info.channels, bit_depth=info.bit_depth if info.bit_depth else pd.NA)
+        row.update(
+            duration_s=round(info.duration_s, 4),
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            bit_depth=info.bit_depth if info.bit_depth else pd.NA,
+        )
         row["sha256"] = file_sha256(path)
     except AudioError as exc:
         row["error"] = exc.reason
     return row
 
 
-def build_manifest(root: Path, *, genres: list[str], extensions: list[str], max_file_mb: float | None,
-                   relative_to: Path, n_jobs: int = 1) -> pd.DataFrame:
+def build_manifest(
+    root: Path,
+    *,
+    genres: list[str],
+    extensions: list[str],
+    max_file_mb: float | None,
+    relative_to: Path,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
     tracks = discover_tracks(root, genres=genres, extensions=extensions)
     facts = Parallel(n_jobs=n_jobs)(delayed(describe_file)(p, max_file_mb=max_file_mb) for p in tracks["path"])
     manifest = pd.concat([tracks, pd.DataFrame(facts)], axis=1)

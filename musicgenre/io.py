@@ -1,4 +1,5 @@
 """Atomic writes: an artifact is either complete or absent, never half-written."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,6 @@ import numpy as np
 
 if TYPE_CHECKING:  # frames are written by the pipeline; serving imports this module without pandas
     import pandas as pd
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -63,7 +63,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 def _remove_stale(target: Path) -> None:
     """Temp folders of `target` left by writers that were killed (their pid no longer runs)."""
     for leftover in target.parent.glob(f".{target.name}.*"):
-        pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
+        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
         if leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -7,6 +7,7 @@ Cold start is what a person waits for, so this path imports neither TensorFlow n
 champion is resolved through the registry's own store (serving.champion) and its bundle is run on
 ONNX Runtime with the version's own code (serving.loader).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,17 +39,19 @@ def collect(*, paths: list[Path], extensions: list[str]) -> tuple[list[Path], li
     return files, errors
 
 
-def ranked(*, paths: list[str], proba: np.ndarray, errors: list[str], classes: list[str],
-           top_k: int) -> list[dict[str, Any]]:
+def ranked(
+    *, paths: list[str], proba: np.ndarray, errors: list[str], classes: list[str], top_k: int
+) -> list[dict[str, Any]]:
     """One record per file: its top-k genres with probabilities, or its error."""
-    records = []
+    records: list[dict[str, Any]] = []
     for path, row, error in zip(paths, proba, errors):
         if error:
             records.append({"path": path, "error": error})
             continue
         order = np.argsort(-row, kind="stable")[:top_k]
-        records.append({"path": path, "top": [{"genre": classes[i], "probability": round(float(row[i]), 4)}
-                                              for i in order]})
+        records.append(
+            {"path": path, "top": [{"genre": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
+        )
     return records
 
 
@@ -69,11 +72,13 @@ def render(*, records: list[dict[str, Any]], console: Console, top_k: int) -> No
 
 
 @app.command()
-def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
-         as_json: bool = typer.Option(False, "--json", help="print JSON records instead of a table"),
-         tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
-         model_name: Optional[str] = typer.Option(None, help="registered model (default: params)"),
-         params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read")) -> None:
+def main(
+    paths: list[Path] = typer.Argument(..., help="audio files or folders (searched recursively)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON records instead of a table"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
+    model_name: Optional[str] = typer.Option(None, help="registered model (default: params)"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
+) -> None:
     """Print the top genres of each audio file with the champion model from the MLflow registry."""
     params = load_params(params_file)
     settings, console = params["predict"], Console(stderr=False)
@@ -84,8 +89,9 @@ def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (s
     records = []
     if files:
         classes, proba, failures = score(files=files, params=params, tracking_uri=tracking_uri, model_name=model_name)
-        records = ranked(paths=[str(f) for f in files], proba=proba, errors=failures, classes=classes,
-                         top_k=settings["top_k"])
+        records = ranked(
+            paths=[str(f) for f in files], proba=proba, errors=failures, classes=classes, top_k=settings["top_k"]
+        )
     records += errors
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -94,14 +100,19 @@ def main(paths: list[Path] = typer.Argument(..., help="audio files or folders (s
     raise typer.Exit(EXIT_FAILED if any("error" in r for r in records) else EXIT_OK)
 
 
-def score(*, files: list[Path], params: dict[str, Any], tracking_uri: str | None,
-          model_name: str | None) -> tuple[list[str], np.ndarray, list[str]]:
+def score(
+    *, files: list[Path], params: dict[str, Any], tracking_uri: str | None, model_name: str | None
+) -> tuple[list[str], np.ndarray, list[str]]:
     """The champion's classes, probabilities and per-file errors; no champion is a usage error (exit 2)."""
     from .serving.champion import NoChampion, open_champion, resolve_tracking_uri
+
     settings = params["register"]
     try:
-        _, model = open_champion(uri=tracking_uri or resolve_tracking_uri(params=params),
-                                 name=model_name or settings["model_name"], alias=settings["alias"])
+        _, model = open_champion(
+            uri=tracking_uri or resolve_tracking_uri(params=params),
+            name=model_name or settings["model_name"],
+            alias=settings["alias"],
+        )
     except NoChampion as exc:
         typer.echo(f"no champion model in the registry: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

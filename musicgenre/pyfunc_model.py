@@ -4,6 +4,7 @@ bundle with the loader the bundle carries, so the version runs the code it was r
 
 pyfunc: DataFrame[path] -> path, proba_<genre> x 10, genre (top-1), error (empty when ok).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,14 +14,17 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 LOADER = Path("code") / "musicgenre" / "serving" / "loader.py"
 
 
-class GenreClassifier(mlflow.pyfunc.PythonModel):
+class GenreClassifier(PythonModel):
     def load_context(self, context: Any) -> None:
         bundle = Path(context.artifacts["bundle"])
         spec = importlib.util.spec_from_file_location(f"_bundle_loader_{id(self)}", bundle / LOADER)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{bundle / LOADER}: the bundle's loader cannot be imported")
         loader = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(loader)
         self.model = loader.open_bundle(bundle)

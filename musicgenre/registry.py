@@ -11,6 +11,7 @@ champion's on the SAME evaluation data (same valid tracks with the same audio ha
 champion was scored on other data, both are re-scored through their pyfuncs on the current valid
 tracks before comparing. Ties keep the current champion.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,9 @@ import mlflow
 import pandas as pd
 from filelock import FileLock
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, Schema, TensorSpec
 
 from .config import load_params, project_root, resolve
 from .features import FeatureConfig
@@ -46,13 +48,14 @@ SKOPS_PACKAGES = ("scikit-learn", "skops", "xgboost-cpu")  # a head that did not
 def lock_path(*, uri: str, fallback_dir: Path) -> Path:
     """One lock per registry: beside its sqlite file, else in the report folder (single host only)."""
     prefix = "sqlite:///"
-    return Path(uri[len(prefix):] + ".lock") if uri.startswith(prefix) else fallback_dir / "register.lock"
+    return Path(uri[len(prefix) :] + ".lock") if uri.startswith(prefix) else fallback_dir / "register.lock"
 
 
 def choose_champion(*, metrics: dict[str, dict[str, Any]], protocol: str, metric: str) -> str:
     """The model with the best VALID metric under `protocol` (lower valid log loss breaks ties)."""
-    candidates = [(model, runs[protocol]["valid"]) for model, runs in metrics.items()
-                  if "valid" in runs.get(protocol, {})]
+    candidates = [
+        (model, runs[protocol]["valid"]) for model, runs in metrics.items() if "valid" in runs.get(protocol, {})
+    ]
     if not candidates:
         raise ValueError(f"no model has valid-split metrics under protocol {protocol!r}")
     return max(candidates, key=lambda item: (item[1][metric], -item[1]["log_loss"], item[0]))[0]
@@ -66,8 +69,9 @@ def valid_fingerprint(*, tracks: list[str], hashes: dict[str, str]) -> str:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -75,6 +79,7 @@ def git_commit() -> str:
 def data_md5() -> str:
     """The DVC hash of the imported GTZAN data (data.dvc outs)."""
     from .datasource import read_data_dvc
+
     stage = read_data_dvc()
     return stage["outs"][0]["md5"] if stage else "unknown"
 
@@ -103,9 +108,14 @@ def pip_requirements(*, meta: ModelMeta) -> list[str]:
 
 def signature(*, classes: list[str]) -> ModelSignature:
     """Input: a `path` column of audio files; output: the probabilities, top-1 genre and per-file error."""
-    outputs = [ColSpec("string", "path"), *(ColSpec("double", c) for c in proba_columns(classes)),
-               ColSpec("string", "genre", required=False), ColSpec("string", "error")]
-    return ModelSignature(inputs=Schema([ColSpec("string", "path")]), outputs=Schema(outputs))
+    outputs: list[ColSpec | TensorSpec] = [
+        ColSpec("string", "path"),
+        *(ColSpec("double", c) for c in proba_columns(classes)),
+        ColSpec("string", "genre", required=False),
+        ColSpec("string", "error"),
+    ]
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("string", "path")]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def experiment_id(*, client: MlflowClient, name: str, artifact_root: Path) -> str:
@@ -117,11 +127,13 @@ def experiment_id(*, client: MlflowClient, name: str, artifact_root: Path) -> st
     try:
         return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
     except mlflow.exceptions.MlflowException:  # created meanwhile by a racing registration
-        return client.get_experiment_by_name(name).experiment_id
+        raced = client.get_experiment_by_name(name)
+        if raced is None:
+            raise
+        return raced.experiment_id
 
 
-def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], uri: str,
-                fingerprint: str) -> str:
+def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], uri: str, fingerprint: str) -> str:
     """Log one run (params, metrics, lineage, the pyfunc over its bundle) and register it; returns the version."""
     settings, meta = params["register"], ModelMeta.read(model_dir)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -129,25 +141,47 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
     mlflow.set_registry_uri(uri)
     exp = experiment_id(client=client, name=settings["experiment"], artifact_root=resolve(settings["artifact_dir"]))
     features = FeatureConfig.from_params(params).as_dict()
-    with tempfile.TemporaryDirectory(prefix="bundle-") as scratch, \
-            mlflow.start_run(experiment_id=exp, run_name=f"{meta.model}-{meta.protocol}"):
+    with (
+        tempfile.TemporaryDirectory(prefix="bundle-") as scratch,
+        mlflow.start_run(experiment_id=exp, run_name=f"{meta.model}-{meta.protocol}"),
+    ):
         bundle = Path(scratch) / BUNDLE_ARTIFACT
-        bundle_sha = build_bundle(model_dir=model_dir, target=bundle, settings={"features": features,
-                                                                               "limits": params["limits"]})
-        mlflow.log_params({**flatten("model", meta.params), **flatten("features", features),
-                           **flatten("embeddings", meta.embeddings or {}),  # transfer models only
-                           "model.name": meta.model, "model.input": meta.input, "model.served_by": meta.served["format"],
-                           "protocol": meta.protocol, "n_train_tracks": meta.n_train_tracks})
-        mlflow.log_metrics({f"{split}_{name}": value for split in ("valid", "test")
-                            for name, value in scores.get(split, {}).items()})
+        bundle_sha = build_bundle(
+            model_dir=model_dir, target=bundle, settings={"features": features, "limits": params["limits"]}
+        )
+        mlflow.log_params(
+            {
+                **flatten("model", meta.params),
+                **flatten("features", features),
+                **flatten("embeddings", meta.embeddings or {}),  # transfer models only
+                "model.name": meta.model,
+                "model.input": meta.input,
+                "model.served_by": meta.served["format"],
+                "protocol": meta.protocol,
+                "n_train_tracks": meta.n_train_tracks,
+            }
+        )
+        mlflow.log_metrics(
+            {f"{split}_{name}": value for split in ("valid", "test") for name, value in scores.get(split, {}).items()}
+        )
         mlflow.log_metrics({name: value for name, value in scores.items() if name.startswith("cv_")})
-        lineage = {"git_commit": git_commit(), "data_md5": data_md5(), "valid_fingerprint": fingerprint,
-                   "model": meta.model, "protocol": meta.protocol, BUNDLE_TAG: bundle_sha}
+        lineage = {
+            "git_commit": git_commit(),
+            "data_md5": data_md5(),
+            "valid_fingerprint": fingerprint,
+            "model": meta.model,
+            "protocol": meta.protocol,
+            BUNDLE_TAG: bundle_sha,
+        }
         mlflow.set_tags(lineage)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={BUNDLE_ARTIFACT: str(bundle)}, signature=signature(classes=params["genres"]),
-            pip_requirements=pip_requirements(meta=meta), registered_model_name=settings["model_name"])
+            name="model",
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={BUNDLE_ARTIFACT: str(bundle)},
+            signature=signature(classes=params["genres"]),
+            pip_requirements=pip_requirements(meta=meta),
+            registered_model_name=settings["model_name"],
+        )
     version = str(info.registered_model_version)
     for key, value in {**lineage, f"valid_{settings['metric']}": scores["valid"][settings["metric"]]}.items():
         client.set_model_version_tag(settings["model_name"], version, key, str(value))
@@ -157,6 +191,7 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
 def rescore(*, uri: str, name: str, version: str, valid: pd.DataFrame, metric: str) -> float:
     """A version's valid metric recomputed through its pyfunc on the given valid tracks (path, genre)."""
     from .evaluation import split_metrics
+
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     out = model.predict(valid[["path"]])
     if (out["error"] != "").any():
@@ -166,17 +201,31 @@ def rescore(*, uri: str, name: str, version: str, valid: pd.DataFrame, metric: s
     return split_metrics(frame=frame, classes=classes)[metric]
 
 
-def decide(*, client: MlflowClient, settings: dict[str, Any], version: str, score: float, fingerprint: str,
-           valid: pd.DataFrame | None, uri: str) -> dict[str, Any]:
+def decide(
+    *,
+    client: MlflowClient,
+    settings: dict[str, Any],
+    version: str,
+    score: float,
+    fingerprint: str,
+    valid: pd.DataFrame | None,
+    uri: str,
+) -> dict[str, Any]:
     """Compare the challenger with the current champion on the same data; record the decision."""
     name, alias, metric = settings["model_name"], settings["alias"], settings["metric"]
     try:
         current = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         current = None
-    record = {"timestamp": datetime.now(timezone.utc).isoformat(), "model_name": name, "metric": f"valid_{metric}",
-              "challenger_version": version, "challenger_score": score,
-              "previous_version": str(current.version) if current else None, "previous_score": None}
+    record = {
+        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "model_name": name,
+        "metric": f"valid_{metric}",
+        "challenger_version": version,
+        "challenger_score": score,
+        "previous_version": str(current.version) if current else None,
+        "previous_score": None,
+    }
     if current is not None and current.tags.get("valid_fingerprint") == fingerprint:
         record["previous_score"] = float(current.tags[f"valid_{metric}"])
         record["basis"] = "stored metrics, same valid tracks"
@@ -193,8 +242,14 @@ def decide(*, client: MlflowClient, settings: dict[str, Any], version: str, scor
     return record
 
 
-def register(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], valid: pd.DataFrame | None = None,
-             hashes: dict[str, str] | None = None) -> dict[str, Any]:
+def register(
+    *,
+    model_dir: Path,
+    scores: dict[str, Any],
+    params: dict[str, Any],
+    valid: pd.DataFrame | None = None,
+    hashes: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Register the model of `model_dir` and promote it to the alias if it beats the champion.
 
     `scores`: {"valid": {...}, "test": {...}} scalar metrics; `valid`: track, genre, path of the valid
@@ -210,8 +265,15 @@ def register(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any],
     with FileLock(str(lock_path(uri=uri, fallback_dir=report_dir)), timeout=settings["lock_timeout_s"]):
         version = log_version(model_dir=model_dir, scores=scores, params=params, uri=uri, fingerprint=fingerprint)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        record = decide(client=client, settings=settings, version=version, score=scores["valid"][settings["metric"]],
-                        fingerprint=fingerprint, valid=valid, uri=uri)
+        record = decide(
+            client=client,
+            settings=settings,
+            version=version,
+            score=scores["valid"][settings["metric"]],
+            fingerprint=fingerprint,
+            valid=valid,
+            uri=uri,
+        )
         client.set_model_version_tag(settings["model_name"], version, "promotion", record["decision"])
         client.update_model_version(settings["model_name"], version, description=json.dumps(record))
         append_jsonl(report_dir / "promotions.jsonl", record)
@@ -226,8 +288,9 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def load_champion(tracking_uri: str | None = None, model_name: str | None = None,
-                  params: dict[str, Any] | None = None) -> mlflow.pyfunc.PyFuncModel:
+def load_champion(
+    tracking_uri: str | None = None, model_name: str | None = None, params: dict[str, Any] | None = None
+) -> PyFuncModel:
     """The current champion pyfunc, from the registry only (models:/NAME@alias)."""
     params = params or load_params()
     uri = tracking_uri or resolve_tracking_uri(params=params)
@@ -235,4 +298,3 @@ def load_champion(tracking_uri: str | None = None, model_name: str | None = None
     mlflow.set_registry_uri(uri)
     name = model_name or params["register"]["model_name"]
     return mlflow.pyfunc.load_model(f"models:/{name}@{params['register']['alias']}")
-

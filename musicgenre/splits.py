@@ -1,4 +1,5 @@
 """Leakage-free splits: an artist group (and so every segment of a track) sits on one side only."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,6 +8,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from .errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 
@@ -18,15 +21,18 @@ def group_keys(tracks: pd.DataFrame) -> pd.Series:
     return ("artist:" + groups).where(groups != "", "track:" + tracks["track"])
 
 
-def grouped_split(tracks: pd.DataFrame, *, test_size: float, valid_size: float, seed: int,
-                  candidates: int = 1) -> pd.Series:
+def grouped_split(
+    tracks: pd.DataFrame, *, test_size: float, valid_size: float, seed: int, candidates: int = 1
+) -> pd.Series:
     """Stratified group split into train/valid/test; no group is on two sides.
 
     Large artist groups make one shuffle far from the target proportions, so `candidates` shuffles
     are tried and the one closest to the per-genre targets is kept (deterministic for a seed)."""
     sizes = {"train": 1.0 - test_size - valid_size, "valid": valid_size, "test": test_size}
-    options = [_grouped_split_once(tracks, test_size=test_size, valid_size=valid_size, seed=seed + offset)
-               for offset in range(candidates)]
+    options = [
+        _grouped_split_once(tracks, test_size=test_size, valid_size=valid_size, seed=seed + offset)
+        for offset in range(candidates)
+    ]
     return min(options, key=lambda split: stratification_error(tracks["genre"], split, sizes))
 
 
@@ -54,8 +60,9 @@ def random_split(tracks: pd.DataFrame, *, test_size: float, valid_size: float, s
     """The comparison protocol: a stratified random track split that ignores artists."""
     labels = tracks["genre"]
     train_valid, test = train_test_split(tracks.index, test_size=test_size, stratify=labels, random_state=seed)
-    train, valid = train_test_split(train_valid, test_size=valid_size / (1.0 - test_size),
-                                    stratify=labels.loc[train_valid], random_state=seed)
+    train, valid = train_test_split(
+        train_valid, test_size=valid_size / (1.0 - test_size), stratify=labels.loc[train_valid], random_state=seed
+    )
     split = pd.Series("train", index=tracks.index, name="split_random", dtype=object)
     split.loc[valid], split.loc[test] = "valid", "test"
     return split
@@ -82,8 +89,10 @@ def grouped_folds(tracks: pd.DataFrame, *, n_splits: int, seed: int):
 
 def _one_fold(labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: int) -> np.ndarray:
     if len(set(groups)) < n_splits or pd.Series(labels).value_counts().max() < n_splits:
-        raise ValueError(f"too few tracks to split: {len(labels)} tracks in {len(set(groups))} artist groups "
-                         f"cannot be cut into {n_splits} stratified group folds")
+        raise DataError(
+            f"too few tracks to split: {len(labels)} tracks in {len(set(groups))} artist groups "
+            f"cannot be cut into {n_splits} stratified group folds"
+        )
     # the largest groups always fill the first fold, so the held-out fold is drawn at random
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     chosen = np.random.default_rng(seed).integers(n_splits)
@@ -95,5 +104,5 @@ def _one_fold(labels: np.ndarray, groups: np.ndarray, *, n_splits: int, seed: in
 
 def _folds(fraction: float) -> int:
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"split fraction must be in (0, 1), got {fraction}")
     return max(2, int(round(1.0 / fraction)))

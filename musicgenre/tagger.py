@@ -11,6 +11,7 @@ non-overlapping 3-s patches; at most `max_patches` of them, the centres of equal
 track, so the cost of a clip is bounded whatever its length; the layer's activations pooled over
 the chosen patches into [mean, max].
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,14 +36,15 @@ class ModelFileError(RuntimeError):
 @dataclass(frozen=True)
 class EmbeddingConfig:
     """params.embeddings: which tagger, which layer, how a track becomes patches."""
-    tagger: str                 # folder of the musicnn package: MSD_musicnn, MTT_musicnn
-    input_tensor: str           # the spectrogram placeholder (patches, frames, mel bands)
-    training_flag: str          # the is_training placeholder, frozen to False (batch-norm moving stats, no dropout)
-    layer: str                  # tensor whose activations are pooled into the embedding
-    patch_seconds: float        # the tagger's input length
-    log_compression: float      # C in log10(C * mel + 1), as the tagger's training pre-processing
-    max_patches: int | None     # patches per track, spread evenly; None = every whole patch
-    batch_patches: int          # patches per ONNX Runtime call (bounds memory on long files)
+
+    tagger: str  # folder of the musicnn package: MSD_musicnn, MTT_musicnn
+    input_tensor: str  # the spectrogram placeholder (patches, frames, mel bands)
+    training_flag: str  # the is_training placeholder, frozen to False (batch-norm moving stats, no dropout)
+    layer: str  # tensor whose activations are pooled into the embedding
+    patch_seconds: float  # the tagger's input length
+    log_compression: float  # C in log10(C * mel + 1), as the tagger's training pre-processing
+    max_patches: int | None  # patches per track, spread evenly; None = every whole patch
+    batch_patches: int  # patches per ONNX Runtime call (bounds memory on long files)
     # intra-op threads, 0 = one per core: how to run, not what is computed (not compared)
     threads: int = field(default=0, compare=False)
 
@@ -64,6 +66,7 @@ class EmbeddingConfig:
 @dataclass(frozen=True)
 class FrontEnd:
     """The tagger's fixed input pipeline (tagger.json): the weights were trained on exactly this."""
+
     sample_rate: int
     n_fft: int
     hop_length: int
@@ -87,11 +90,12 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarr
     y = np.asarray(y, dtype=np.float32)
     padded = np.pad(y, n_fft // 2)
     count = 1 + (len(padded) - n_fft) // hop_length
-    frames = np.lib.stride_tricks.as_strided(padded, shape=(count, n_fft),
-                                             strides=(padded.strides[0] * hop_length, padded.strides[0]))
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(count, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0])
+    )
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     spectrum = np.fft.rfft(frames * window, axis=1).astype(np.complex64)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 
 def patch_indices(*, available: int, max_patches: int | None) -> np.ndarray:
@@ -122,15 +126,17 @@ class Tagger:
         if available == 0:
             raise ValueError(f"audio shorter than one {f.patch_frames}-frame patch of the tagger")
         chosen = patch_indices(available=available, max_patches=self.config.max_patches)
-        windows = power[:available * f.patch_frames].reshape(available, f.patch_frames, -1)[chosen]
+        windows = power[: available * f.patch_frames].reshape(available, f.patch_frames, -1)[chosen]
         mel = windows @ self.mel_basis.T
         return np.log10(self.config.log_compression * mel + 1.0, dtype=np.float32)
 
     def activations(self, batch: np.ndarray) -> np.ndarray:
         """(patches, units) activations of the exported layer, `batch_patches` at a time."""
         step = self.config.batch_patches
-        parts = [self.session.run([self.front.output_name], {self.front.input_name: batch[start:start + step]})[0]
-                 for start in range(0, len(batch), step)]
+        parts = [
+            self.session.run([self.front.output_name], {self.front.input_name: batch[start : start + step]})[0]
+            for start in range(0, len(batch), step)
+        ]
         return np.concatenate(parts).reshape(len(batch), -1)
 
     def embed(self, y: np.ndarray) -> np.ndarray:
@@ -152,6 +158,7 @@ def _read_mel_basis(path: Path) -> np.ndarray:
 def onnx_session(path: Path, *, threads: int = 0) -> Any:
     """An ONNX Runtime CPU session with full graph optimisation; a clear error naming a bad file."""
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -168,6 +175,7 @@ def onnx_session(path: Path, *, threads: int = 0) -> Any:
 @dataclass(frozen=True)
 class TaggerRef:
     """An exported tagger folder and how to run it: picklable, so each batch worker builds its own session."""
+
     folder: str
     config: EmbeddingConfig
 

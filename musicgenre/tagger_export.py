@@ -10,6 +10,7 @@ for the intermediate layers and hides a failed restore behind a bare `except`.
 filter bank of the tagger's front end and its settings. TensorFlow is needed here (a training-time
 dependency) and in the tests that compare the two runtimes, never when serving.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,16 +32,28 @@ VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
 def signal_settings() -> dict[str, int]:
     """The tagger's fixed front end (not a setting: the weights were trained on exactly this)."""
     from musicnn import configuration  # pure constants: importing it does not load TensorFlow
-    return {"sample_rate": configuration.SR, "n_fft": configuration.FFT_SIZE,
-            "hop_length": configuration.FFT_HOP, "n_mels": configuration.N_MELS}
+
+    return {
+        "sample_rate": configuration.SR,
+        "n_fft": configuration.FFT_SIZE,
+        "hop_length": configuration.FFT_HOP,
+        "n_mels": configuration.N_MELS,
+    }
 
 
 def patch_frames(config: EmbeddingConfig) -> int:
     """Frames per patch, computed as musicnn does (187 for 3 s)."""
     import librosa
+
     s = signal_settings()
-    return int(librosa.time_to_frames(config.patch_seconds, sr=s["sample_rate"], n_fft=s["n_fft"],
-                                      hop_length=s["hop_length"])) + 1
+    return (
+        int(
+            librosa.time_to_frames(
+                config.patch_seconds, sr=s["sample_rate"], n_fft=s["n_fft"], hop_length=s["hop_length"]
+            )
+        )
+        + 1
+    )
 
 
 def tagger_dir(name: str) -> Path:
@@ -92,21 +105,29 @@ def _make_constant(node: Any, value: Any) -> None:
     node.attr["value"].tensor.CopyFrom(value)
 
 
-
-
 def export_tagger(*, config: EmbeddingConfig, folder: Path, opset: int) -> dict[str, Any]:
     """Write the ONNX graph, the mel filter bank and the front-end spec into `folder`, all or nothing."""
     import librosa
     import tf2onnx
 
     front = signal_settings()
-    spec = {**front, "patch_frames": patch_frames(config), "tagger": config.tagger,
-            "input_name": _tensor_name(config.input_tensor), "output_name": _tensor_name(config.layer), "opset": opset}
+    spec = {
+        **front,
+        "patch_frames": patch_frames(config),
+        "tagger": config.tagger,
+        "input_name": _tensor_name(config.input_tensor),
+        "output_name": _tensor_name(config.layer),
+        "opset": opset,
+    }
     mel_basis = librosa.filters.mel(sr=front["sample_rate"], n_fft=front["n_fft"], n_mels=front["n_mels"])
     with atomic_dir(folder) as tmp:
-        tf2onnx.convert.from_graph_def(frozen_graph_def(config), input_names=[spec["input_name"]],
-                                       output_names=[spec["output_name"]], opset=opset,
-                                       output_path=str(tmp / MODEL_FILE))
+        tf2onnx.convert.from_graph_def(
+            frozen_graph_def(config),
+            input_names=[spec["input_name"]],
+            output_names=[spec["output_name"]],
+            opset=opset,
+            output_path=str(tmp / MODEL_FILE),
+        )
         np.save(tmp / MEL_FILE, mel_basis.astype(np.float32))
         (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return spec
@@ -124,5 +145,7 @@ def tensorflow_activations(batch: np.ndarray, *, config: EmbeddingConfig) -> np.
     with graph.as_default():
         tf.compat.v1.import_graph_def(frozen_graph_def(config), name="")
     with tf.compat.v1.Session(graph=graph) as session:
-        return session.run(graph.get_tensor_by_name(_tensor_name(config.layer)),
-                           feed_dict={graph.get_tensor_by_name(_tensor_name(config.input_tensor)): batch})
+        return session.run(
+            graph.get_tensor_by_name(_tensor_name(config.layer)),
+            feed_dict={graph.get_tensor_by_name(_tensor_name(config.input_tensor)): batch},
+        )

@@ -4,6 +4,7 @@ At import, TensorFlow's C++ runtime writes notices to stderr (oneDNN is on, the 
 not built for) before any log level applies, so `predict song.mp3` printed seven lines of them above
 its table. They are informational only; stderr is pointed at /dev/null for the import alone, and a
 failed import still raises its Python exception with the reason."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """Great Expectations plumbing shared by the validation stages: named checks, one checkpoint run
 with data docs, and results that name the offending rows."""
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,18 @@ import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.expectations.expectation import Expectation  # noqa: E402
+from great_expectations.expectations.metadata_types import FailureSeverity  # noqa: E402
+
+from .errors import ConfigError  # noqa: E402
 
 # params.yaml speaks error/warn; GX records the same idea as the expectation's severity.
-GX_SEVERITY = {"error": "critical", "warn": "warning"}
+GX_SEVERITY = {"error": FailureSeverity.CRITICAL, "warn": FailureSeverity.WARNING}
 
 
 @dataclass(frozen=True)
 class Check:
     """One named rule with its severity; several GX expectations may share a name (one per column)."""
+
     name: str
     severity: str
     expectations: tuple[Expectation, ...]
@@ -35,19 +40,25 @@ class CheckResult:
     severity: str
     success: bool = True
     unexpected_count: int = 0
-    rows: list[str] = field(default_factory=list)   # offending row ids ("track" or "track/segment")
+    rows: list[str] = field(default_factory=list)  # offending row ids ("track" or "track/segment")
     errors: list[str] = field(default_factory=list)  # expectations that could not be evaluated
     details: list[str] = field(default_factory=list)  # per-expectation observations of failures
 
     def as_dict(self, *, id_key: str = "rows") -> dict[str, Any]:
-        return {"severity": self.severity, "success": self.success, "unexpected_count": self.unexpected_count,
-                id_key: self.rows, "errors": self.errors, "details": self.details}
+        return {
+            "severity": self.severity,
+            "success": self.success,
+            "unexpected_count": self.unexpected_count,
+            id_key: self.rows,
+            "errors": self.errors,
+            "details": self.details,
+        }
 
 
 def make_check(*, name: str, severity: str, expectations: Sequence[Expectation]) -> Check:
     """Tag every expectation with the check name (meta) and GX severity, so results map back."""
     if severity not in GX_SEVERITY:
-        raise ValueError(f"check {name!r}: severity must be one of {sorted(GX_SEVERITY)}, not {severity!r}")
+        raise ConfigError(f"check {name!r}: severity must be one of {sorted(GX_SEVERITY)}, not {severity!r}")
     for expectation in expectations:
         expectation.meta = {**(expectation.meta or {}), "check": name}
         expectation.severity = GX_SEVERITY[severity]
@@ -64,25 +75,40 @@ def open_context(*, project_dir: Path):
     return context
 
 
-def run_checks(*, project_dir: Path, name: str, frame: pd.DataFrame, checks: Sequence[Check],
-               id_columns: Sequence[str]) -> list[CheckResult]:
+def run_checks(
+    *, project_dir: Path, name: str, frame: pd.DataFrame, checks: Sequence[Check], id_columns: Sequence[str]
+) -> list[CheckResult]:
     """Run all checks as one suite through a checkpoint that also rebuilds the data docs."""
     context = open_context(project_dir=project_dir)
     # Rebuilt from scratch each run: GX's add_or_update matches expectations pairwise (minutes for 200).
-    for factory, kind in ((context.checkpoints, "checkpoint"), (context.validation_definitions, "validation"),
-                          (context.suites, "suite")):
+    for factory, kind in (
+        (context.checkpoints, "checkpoint"),
+        (context.validation_definitions, "validation"),
+        (context.suites, "suite"),
+    ):
         if f"{name}_{kind}" in {existing.name for existing in factory.all()}:
             factory.delete(name=f"{name}_{kind}")
-    suite = context.suites.add(gx.ExpectationSuite(
-        name=f"{name}_suite", expectations=[expectation for check in checks for expectation in check.expectations]))
-    batch = (context.data_sources.add_or_update_pandas(name=f"{name}_source")
-             .add_dataframe_asset(name=f"{name}_frame").add_batch_definition_whole_dataframe(f"{name}_batch"))
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=f"{name}_suite", expectations=[expectation for check in checks for expectation in check.expectations]
+        )
+    )
+    batch = (
+        context.data_sources.add_or_update_pandas(name=f"{name}_source")
+        .add_dataframe_asset(name=f"{name}_frame")
+        .add_batch_definition_whole_dataframe(f"{name}_batch")
+    )
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{name}_checkpoint", validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(id_columns)}))
+        gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{name}_checkpoint",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": list(id_columns)},
+        )
+    )
     outcome = checkpoint.run(batch_parameters={"dataframe": frame})
     (validation,) = outcome.run_results.values()
     return _collect(checks=checks, results=validation.results, id_columns=id_columns)
@@ -130,8 +156,9 @@ def failure_message(results: Sequence[CheckResult], *, max_rows: int) -> str:
     """One line per failed check: its name, the offending ids (at most `max_rows`) and any errors."""
     lines = []
     for result in results:
-        rows = result.rows[:max_rows] + ([f"... {len(result.rows) - max_rows} more"]
-                                          if len(result.rows) > max_rows else [])
+        rows = result.rows[:max_rows] + (
+            [f"... {len(result.rows) - max_rows} more"] if len(result.rows) > max_rows else []
+        )
         reason = "; ".join(result.errors or result.details)
         lines.append(f"expectation '{result.name}' failed for {rows or 'the table'} ({reason})")
     return "\n".join(lines)
@@ -148,47 +175,76 @@ def audio_suite(*, params: dict[str, Any]) -> list[Check]:
     rules = {
         "genre_in_labels": gxe.ExpectColumnValuesToBeInSet(column="genre", value_set=list(params["genres"])),
         "decodes": gxe.ExpectColumnValuesToBeInSet(column="decodes", value_set=[True]),
-        "duration": gxe.ExpectColumnValuesToBeBetween(column="decoded_duration_s", min_value=duration - tolerance,
-                                                      max_value=duration + tolerance),
-        "sample_rate": gxe.ExpectColumnValuesToBeInSet(column="decoded_sample_rate",
-                                                       value_set=[section["expected_sample_rate"]]),
-        "channels": gxe.ExpectColumnValuesToBeInSet(column="decoded_channels",
-                                                    value_set=[section["expected_channels"]]),
+        "duration": gxe.ExpectColumnValuesToBeBetween(
+            column="decoded_duration_s", min_value=duration - tolerance, max_value=duration + tolerance
+        ),
+        "sample_rate": gxe.ExpectColumnValuesToBeInSet(
+            column="decoded_sample_rate", value_set=[section["expected_sample_rate"]]
+        ),
+        "channels": gxe.ExpectColumnValuesToBeInSet(
+            column="decoded_channels", value_set=[section["expected_channels"]]
+        ),
         "duplicate_audio": gxe.ExpectColumnValuesToBeUnique(column="audio_sha256"),
-        "silence": gxe.ExpectColumnValuesToBeBetween(column="rms_dbfs", min_value=section["silence_max_rms_dbfs"],
-                                                     strict_min=True),
-        "clipping": gxe.ExpectColumnValuesToBeBetween(column="clip_fraction",
-                                                      max_value=section["clip_max_fraction"]),
-        "band_limited": gxe.ExpectColumnValuesToBeBetween(column="band_edge_ratio",
-                                                          min_value=section["band_limit_min_ratio"]),
+        "silence": gxe.ExpectColumnValuesToBeBetween(
+            column="rms_dbfs", min_value=section["silence_max_rms_dbfs"], strict_min=True
+        ),
+        "clipping": gxe.ExpectColumnValuesToBeBetween(column="clip_fraction", max_value=section["clip_max_fraction"]),
+        "band_limited": gxe.ExpectColumnValuesToBeBetween(
+            column="band_edge_ratio", min_value=section["band_limit_min_ratio"]
+        ),
     }
-    return [make_check(name=name, severity=section["severity"][name], expectations=[rule])
-            for name, rule in rules.items()]
+    return [
+        make_check(name=name, severity=section["severity"][name], expectations=[rule]) for name, rule in rules.items()
+    ]
 
 
-def feature_suite(*, params: dict[str, Any], key_columns: Sequence[str],
-                  feature_columns: Sequence[str]) -> list[Check]:
+def feature_suite(*, params: dict[str, Any], key_columns: Sequence[str], feature_columns: Sequence[str]) -> list[Check]:
     """The feature-table suite: exact schema, no NaN, finite and plausible values; every check is an error."""
     section, nyquist = params["validate"]["features"], params["features"]["sample_rate"] / 2
     limit = section["max_abs_value"]
     # Aggregates with a physical range (skewness has none): chroma and zcr are shares, frequencies <= Nyquist.
-    bounded = {"chroma_range": ([c for c in feature_columns if c.startswith("chroma_")], 0.0, 1.0),
-               "zcr_range": ([c for c in feature_columns if c in ("zcr_mean", "zcr_std")], 0.0, 1.0),
-               "spectral_frequency_range": ([c for c in feature_columns if c in
-                                             ("centroid_mean", "centroid_std", "rolloff_mean", "rolloff_std")],
-                                            0.0, nyquist),
-               "tempo_range": (["tempo"], section["tempo_min"], section["tempo_max"])}
+    bounded = {
+        "chroma_range": ([c for c in feature_columns if c.startswith("chroma_")], 0.0, 1.0),
+        "zcr_range": ([c for c in feature_columns if c in ("zcr_mean", "zcr_std")], 0.0, 1.0),
+        "spectral_frequency_range": (
+            [c for c in feature_columns if c in ("centroid_mean", "centroid_std", "rolloff_mean", "rolloff_std")],
+            0.0,
+            nyquist,
+        ),
+        "tempo_range": (["tempo"], section["tempo_min"], section["tempo_max"]),
+    }
     checks = [
-        make_check(name="schema", severity="error", expectations=[
-            gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*key_columns, *feature_columns])]),
-        make_check(name="not_null", severity="error", expectations=[
-            gxe.ExpectColumnValuesToNotBeNull(column=column) for column in [*key_columns, *feature_columns]]),
+        make_check(
+            name="schema",
+            severity="error",
+            expectations=[gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*key_columns, *feature_columns])],
+        ),
+        make_check(
+            name="not_null",
+            severity="error",
+            expectations=[
+                gxe.ExpectColumnValuesToNotBeNull(column=column) for column in [*key_columns, *feature_columns]
+            ],
+        ),
         # Bounding |value| also rejects +-inf, which not-null lets through.
-        make_check(name="finite_plausible", severity="error", expectations=[
-            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=-limit, max_value=limit)
-            for column in feature_columns]),
+        make_check(
+            name="finite_plausible",
+            severity="error",
+            expectations=[
+                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=-limit, max_value=limit)
+                for column in feature_columns
+            ],
+        ),
     ]
     for name, (columns, low, high) in bounded.items():
-        checks.append(make_check(name=name, severity="error", expectations=[
-            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high) for column in columns]))
+        checks.append(
+            make_check(
+                name=name,
+                severity="error",
+                expectations=[
+                    gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
+                    for column in columns
+                ],
+            )
+        )
     return checks

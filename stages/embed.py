@@ -4,6 +4,7 @@ Runs the exported tagger (stage export_tagger) on ONNX Runtime. Writes paths.emb
 genre, emb_mean_*, emb_max_*) and summary.json (counts, failures) into paths.embeddings_dir, together
 or not at all. A file that fails is reported and skipped.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,19 +27,34 @@ def tagger_ref(params: dict[str, Any]) -> TaggerRef:
 def embed(params: dict[str, Any]) -> dict[str, Any]:
     """Embed every track of paths.tracks; stop only if none could be embedded."""
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    items, failures = extract_batch(((track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])),
-                                    config=None, limits=Limits.from_params(params), n_jobs=params["data"]["n_jobs"],
-                                    show_progress=False, embedding=tagger_ref(params))
+    items, failures = extract_batch(
+        ((track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])),
+        config=None,
+        limits=Limits.from_params(params),
+        n_jobs=params["data"]["n_jobs"],
+        show_progress=False,
+        embedding=tagger_ref(params),
+    )
     if not items:
         raise StageError(f"no track could be embedded; first failures: {[vars(f) for f in failures[:5]]}")
-    vectors = {item.key: item.embedding for item in items}
+    vectors = {item.key: item.tagger_embedding() for item in items}
     kept = tracks[tracks["track"].isin(vectors)]
     matrix = np.stack([vectors[track] for track in kept["track"]])
-    table = pd.concat([kept[["track", "genre"]].reset_index(drop=True),
-                       pd.DataFrame(matrix, columns=embedding_columns(matrix.shape[1]))], axis=1)
-    summary = {"tracks": len(vectors), "failed": [{"track": f.key, "reason": f.reason} for f in failures], "dimensions": int(matrix.shape[1]),
-               "tagger": params["embeddings"]["tagger"], "layer": params["embeddings"]["layer"],
-               "max_patches": params["embeddings"]["max_patches"]}
+    table = pd.concat(
+        [
+            kept[["track", "genre"]].reset_index(drop=True),
+            pd.DataFrame(matrix, columns=embedding_columns(matrix.shape[1])),
+        ],
+        axis=1,
+    )
+    summary = {
+        "tracks": len(vectors),
+        "failed": [{"track": f.key, "reason": f.reason} for f in failures],
+        "dimensions": int(matrix.shape[1]),
+        "tagger": params["embeddings"]["tagger"],
+        "layer": params["embeddings"]["layer"],
+        "max_patches": params["embeddings"]["max_patches"],
+    }
     out_dir = resolve(params["paths"]["embeddings_dir"])
     with atomic_dir(out_dir) as folder:
         write_parquet(folder / resolve(params["paths"]["embeddings"]).relative_to(out_dir), table)

@@ -4,6 +4,7 @@ TensorFlow runs here and nowhere on the serving path: the embed stage, `predict`
 and monitoring all run the exported graph on ONNX Runtime. Before the folder is published, the ONNX
 activations are checked against TensorFlow's on a fixed batch of patches (embeddings.onnx_rtol).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,13 +33,17 @@ def export_tagger_stage(params: dict[str, Any]) -> dict[str, Any]:
     folder = resolve(params["paths"]["tagger_dir"])
     export_tagger(config=config, folder=folder, opset=settings["onnx_opset"])
     front = read_front_end(folder)
-    batch = check_batch(frames=front.patch_frames, n_mels=front.n_mels, seed=params["seed"],
-                        patches=settings["check_patches"])
-    error = relative_difference(Tagger(folder, config=config).activations(batch),
-                                tensorflow_activations(batch, config=config))
+    batch = check_batch(
+        frames=front.patch_frames, n_mels=front.n_mels, seed=params["seed"], patches=settings["check_patches"]
+    )
+    error = relative_difference(
+        Tagger(folder, config=config).activations(batch), tensorflow_activations(batch, config=config)
+    )
     if error > settings["onnx_rtol"]:
-        raise StageError(f"ONNX activations differ from TensorFlow's by {error:.2e} of their range "
-                         f"(> embeddings.onnx_rtol {settings['onnx_rtol']}); {folder} is not usable")
+        raise StageError(
+            f"ONNX activations differ from TensorFlow's by {error:.2e} of their range "
+            f"(> embeddings.onnx_rtol {settings['onnx_rtol']}); {folder} is not usable"
+        )
     return {"tagger": config.tagger, "folder": str(folder), "onnx_vs_tensorflow": f"{error:.1e}"}
 
 

@@ -1,4 +1,5 @@
 """Stage register: log the best grouped-protocol model (by VALID metric) to MLflow; promote if it wins."""
+
 from __future__ import annotations
 
 import json
@@ -41,12 +42,23 @@ def register_stage(params: dict[str, Any]) -> dict[str, Any]:
     record = register(model_dir=model_dir, scores=scores, params=params, valid=valid, hashes=hashes)
     client = MlflowClient(tracking_uri=resolve_tracking_uri(params=params))
     champion = client.get_model_version_by_alias(settings["model_name"], settings["alias"])
-    summary = {"candidate": {"model": model, "version": record["challenger_version"], "valid": scores["valid"],
-                             "test": scores.get("test", {})},
-               "decision": record["decision"], "basis": record.get("basis", "no previous champion"),
-               "champion": {"version": str(champion.version), "model": champion.tags.get("model"),
-                            f"valid_{settings['metric']}": float(champion.tags[f"valid_{settings['metric']}"])},
-               "registered_model": settings["model_name"], "alias": settings["alias"]}
+    summary = {
+        "candidate": {
+            "model": model,
+            "version": record["challenger_version"],
+            "valid": scores["valid"],
+            "test": scores.get("test", {}),
+        },
+        "decision": record["decision"],
+        "basis": record.get("basis", "no previous champion"),
+        "champion": {
+            "version": str(champion.version),
+            "model": champion.tags.get("model"),
+            f"valid_{settings['metric']}": float(champion.tags[f"valid_{settings['metric']}"]),
+        },
+        "registered_model": settings["model_name"],
+        "alias": settings["alias"],
+    }
     write_json(resolve(settings["report_dir"]) / "champion.json", summary)
     return summary
 

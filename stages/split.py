@@ -1,4 +1,5 @@
 """Stage split: artist-grouped train/valid/test (primary) and a random stratified split (comparison)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,9 @@ def split(params: dict[str, Any]) -> dict[str, Any]:
     sizes = dict(test_size=settings["test_size"], valid_size=settings["valid_size"], seed=seed)
     standard = standard_split(tracks, min_coverage=settings["standard_split_min_coverage"])
     table = tracks[["track", "genre"]].assign(group=group_keys(tracks))
-    table["split_grouped"] = standard if standard is not None else \
-        grouped_split(tracks, **sizes, candidates=settings["search_candidates"])
+    table["split_grouped"] = (
+        standard if standard is not None else grouped_split(tracks, **sizes, candidates=settings["search_candidates"])
+    )
     table["split_random"] = random_split(tracks, **sizes)
     table["grouped_source"] = "kereliuk_sturm_filtered" if standard is not None else "stratified_group"
     write_csv(resolve(params["paths"]["splits"]), table)

@@ -4,24 +4,24 @@ artifacts/models/<model>/<protocol>/ = fitted model + meta.json + predictions.pa
 Predictions come from the model reloaded from its written directory through `load_predictor`, so
 what is evaluated is exactly what gets registered and served.
 """
+
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import typer
 
-from musicgenre.config import load_params, resolve
+from musicgenre.config import resolve
 from musicgenre.io import atomic_dir, write_parquet
 from musicgenre.models import TrainedModel, fit_predictor, load_predictor, model_names
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
 from musicgenre.models.predictor import PREDICTIONS_FILE, ExportSettings, ModelMeta, proba_columns
+from musicgenre.splits import SPLITS
 from musicgenre.tagger import EmbeddingConfig
-from stages._cli import StageError
+from stages._cli import StageError, run_stage
 from stages.embed import tagger_ref
 
 
@@ -31,13 +31,15 @@ def train(params: dict[str, Any], *, model: str) -> dict[str, Any]:
         raise StageError(f"unknown model {model!r}; params.models names/transfer_names list {model_names(params)}")
     tables = load_tables(params=params, embeddings=params["models"][model]["family"] == "transfer")
     target = resolve(params["paths"]["models"]) / model
-    return {protocol: train_protocol(params, model=model, tables=tables, protocol=protocol,
-                                     target=target / protocol)
-            for protocol in params["train"]["protocols"]}
+    return {
+        protocol: train_protocol(params, model=model, tables=tables, protocol=protocol, target=target / protocol)
+        for protocol in params["train"]["protocols"]
+    }
 
 
-def train_protocol(params: dict[str, Any], *, model: str, tables: Tables, protocol: str,
-                   target: Path) -> dict[str, Any]:
+def train_protocol(
+    params: dict[str, Any], *, model: str, tables: Tables, protocol: str, target: Path
+) -> dict[str, Any]:
     """Fit on the protocol's train tracks, then write the model directory atomically."""
     genres, settings = list(params["genres"]), params["models"][model]
     split = protocol_split(tables=tables, protocol=protocol)
@@ -50,23 +52,48 @@ def train_protocol(params: dict[str, Any], *, model: str, tables: Tables, protoc
     transfer = settings["family"] == "transfer"
     started = time.perf_counter()
     predictor = fit_predictor(
-        name=model, settings=settings, seed=params["seed"], classes=genres, threads=params["train"]["threads"],
-        train_items=[i for i, keep in zip(items, part["train"]) if keep], train_labels=labels[part["train"]],
-        valid_items=[i for i, keep in zip(items, part["valid"]) if keep], valid_labels=labels[part["valid"]],
-        embedding=tagger_ref(params) if transfer else None)
+        name=model,
+        settings=settings,
+        seed=params["seed"],
+        classes=genres,
+        threads=params["train"]["threads"],
+        train_items=[i for i, keep in zip(items, part["train"]) if keep],
+        train_labels=labels[part["train"]],
+        valid_items=[i for i, keep in zip(items, part["valid"]) if keep],
+        valid_labels=labels[part["valid"]],
+        embedding=tagger_ref(params) if transfer else None,
+    )
     seconds = time.perf_counter() - started
-    meta = ModelMeta(model=model, family=settings["family"], input=predictor.input, protocol=protocol, classes=genres,
-                     params=settings, n_train_tracks=int(part["train"].sum()), seed=params["seed"],
-                     feature_columns=tables.feature_columns if settings["family"] != "deep" else [],
-                     embeddings=EmbeddingConfig.from_params(params).as_dict() if transfer else None)
-    predictions = write_model_dir(target=target, predictor=predictor, meta=meta, split=split, items=items,
-                                  export=ExportSettings.from_params(params))
-    return {"train_seconds": round(seconds, 1), "served_by": meta.served["format"],
-            **track_accuracy(predictions, genres=genres)}
+    meta = ModelMeta(
+        model=model,
+        family=settings["family"],
+        input=predictor.input,
+        protocol=protocol,
+        classes=genres,
+        params=settings,
+        n_train_tracks=int(part["train"].sum()),
+        seed=params["seed"],
+        feature_columns=tables.feature_columns if settings["family"] != "deep" else [],
+        embeddings=EmbeddingConfig.from_params(params).as_dict() if transfer else None,
+    )
+    predictions = write_model_dir(
+        target=target,
+        predictor=predictor,
+        meta=meta,
+        split=split,
+        items=items,
+        export=ExportSettings.from_params(params),
+    )
+    return {
+        "train_seconds": round(seconds, 1),
+        "served_by": meta.served["format"],
+        **track_accuracy(predictions, genres=genres),
+    }
 
 
-def write_model_dir(*, target: Path, predictor: TrainedModel, meta: ModelMeta, split: pd.DataFrame,
-                    items: list, export: ExportSettings) -> pd.DataFrame:
+def write_model_dir(
+    *, target: Path, predictor: TrainedModel, meta: ModelMeta, split: pd.DataFrame, items: list, export: ExportSettings
+) -> pd.DataFrame:
     """Save model + meta, reload it as served, predict every track with it; all or nothing."""
     with atomic_dir(target) as tmp:
         meta.served = predictor.save(tmp, export=export)
@@ -83,23 +110,8 @@ def track_accuracy(predictions: pd.DataFrame, *, genres: list[str]) -> dict[str,
     columns = proba_columns(genres)
     predicted = np.asarray(genres)[predictions[columns].to_numpy().argmax(axis=1)]
     correct = pd.Series(predicted == predictions["genre"].to_numpy(), index=predictions.index)
-    return {f"{name}_accuracy": round(float(correct[predictions["split"] == name].mean()), 4)
-            for name in ("train", "valid", "test")}
-
-
-app = typer.Typer(add_completion=False, help=__doc__)
-
-
-@app.command()
-def main(model: str = typer.Option(..., "--model", help="a name from params.models.names or transfer_names"),
-         params: Optional[Path] = typer.Option(None, help="params.yaml to read (default: the project's)")) -> None:
-    try:
-        summary = train(load_params(params), model=model)
-    except StageError as exc:
-        typer.echo(f"stage train failed: {exc}", err=True)
-        raise typer.Exit(code=1)
-    typer.echo(json.dumps(summary, indent=2, default=str))
+    return {f"{name}_accuracy": round(float(correct[predictions["split"] == name].mean()), 4) for name in SPLITS}
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m stages.train")
+    run_stage(train)

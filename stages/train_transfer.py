@@ -3,12 +3,13 @@
 Same function, output contract and CLI as stages.train; it is a separate dvc.yaml stage only so that
 these models (and not the others) depend on the tagger embeddings of the embed stage.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from stages._cli import StageError
-from stages.train import app, train
+from stages._cli import StageError, run_stage
+from stages.train import train
 
 
 def train_transfer(params: dict[str, Any], *, model: str) -> dict[str, Any]:
@@ -19,4 +20,4 @@ def train_transfer(params: dict[str, Any], *, model: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m stages.train_transfer")
+    run_stage(train_transfer)

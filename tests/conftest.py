@@ -1,4 +1,11 @@
-"""Shared fixtures: the real shared data, small real slices of it, and the project's params."""
+"""Shared fixtures: the real shared data, small real slices of it, the project's params, and the
+pipeline's artifacts for the tests that read them.
+
+A test that reads the checkout's artifacts (features, log-mel, splits, embeddings, or a model trained on
+them) requests `pipeline_artifacts`, directly or through a fixture (`grouped`, `registry`, ...). Such a
+test is marked `artifacts` here at collection, so `make test-fast` (`-m "not slow and not artifacts"`)
+runs every other test without a single DVC call."""
+
 from __future__ import annotations
 
 import os
@@ -7,16 +14,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-for _name, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
-                      "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ORT_DISABLE_TELEMETRY": "1",
-                      "TF_CPP_MIN_LOG_LEVEL": "2"}.items():
+for _name, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "ORT_DISABLE_TELEMETRY": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}.items():
     os.environ.setdefault(_name, _value)
 
 from musicgenre.config import PROJECT_ROOT, load_params  # noqa: E402
+from tests.helpers import GTZAN, MODERN  # noqa: E402
 
-SHARED_DATA = Path(os.environ.get("MUSICGENRE_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-GTZAN = SHARED_DATA / "gtzan"
-MODERN = SHARED_DATA / "modern"
+ARTIFACTS = "pipeline_artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +35,7 @@ def params() -> dict:
     return load_params()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def pipeline_artifacts() -> None:
     """The checkout's real foundation artifacts (features, log-mel, splits, embeddings), which the
     model and monitoring tests read. On a fresh clone DVC brings the data in and builds them from
@@ -34,6 +45,13 @@ def pipeline_artifacts() -> None:
 
     datasource.sync(load_params(), root=PROJECT_ROOT)
     run_dvc(PROJECT_ROOT, "repro", "split", "embed")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that (transitively) requests the artifacts `artifacts`."""
+    for item in items:
+        if ARTIFACTS in getattr(item, "fixturenames", []):
+            item.add_marker(pytest.mark.artifacts)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A throw-away copy of the project (code, dvc.yaml, params.yaml) on a small real GTZAN slice,
 for integration tests that run real DVC, Prefect or stage code without touching the checkout."""
+
 from __future__ import annotations
 
 import copy
@@ -46,11 +47,18 @@ def make_workspace(folder: Path, *, source: Path, overrides: dict[str, Any] | No
             node = node[key]
         node[leaf] = value
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "config", "user.email", "ci@localhost"],
-                    ["git", "config", "user.name", "ci"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "ci@localhost"],
+        ["git", "config", "user.name", "ci"],
+    ):
         subprocess.run(command, cwd=folder, check=True)
-    for args in (["init", "-q"], ["config", "core.check_update", "false"], ["config", "core.analytics", "false"],
-                 ["remote", "add", "-d", "local", str(folder.parent / "dvc-remote")]):
+    for args in (
+        ["init", "-q"],
+        ["config", "core.check_update", "false"],
+        ["config", "core.analytics", "false"],
+        ["remote", "add", "-d", "local", str(folder.parent / "dvc-remote")],
+    ):
         run_dvc(folder, *args)
     return folder
 
@@ -65,8 +73,11 @@ def local_registry(params: dict[str, Any], root: Path) -> tuple[str, dict[str, A
 
 def run_dvc(folder: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the venv's DVC in `folder`; raise with its output if it fails."""
-    env = {**os.environ, "MUSICGENRE_ROOT": str(folder),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MUSICGENRE_ROOT": str(folder),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=folder, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

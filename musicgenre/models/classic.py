@@ -3,6 +3,7 @@
 `input: track` fits one vector per track; `input: segment` fits every 3-s segment with its track's
 label and votes by averaging segment probabilities per track.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,20 +30,37 @@ from .served import design_matrix
 
 def _lr_bagging(h: dict[str, Any], seed: int) -> ClassifierMixin:
     base = LogisticRegression(C=h["C"], max_iter=h["max_iter"], class_weight="balanced")
-    return BaggingClassifier(base, n_estimators=h["n_estimators"], max_samples=h["max_samples"],
-                             max_features=h["max_features"], random_state=seed, n_jobs=h["n_jobs"])
+    return BaggingClassifier(
+        base,
+        n_estimators=h["n_estimators"],
+        max_samples=h["max_samples"],
+        max_features=h["max_features"],
+        random_state=seed,
+        n_jobs=h["n_jobs"],
+    )
 
 
 def _knn_bagging(h: dict[str, Any], seed: int) -> ClassifierMixin:
     base = KNeighborsClassifier(n_neighbors=h["n_neighbors"], weights=h["weights"])
-    return BaggingClassifier(base, n_estimators=h["n_estimators"], max_samples=h["max_samples"],
-                             max_features=h["max_features"], random_state=seed, n_jobs=h["n_jobs"])
+    return BaggingClassifier(
+        base,
+        n_estimators=h["n_estimators"],
+        max_samples=h["max_samples"],
+        max_features=h["max_features"],
+        random_state=seed,
+        n_jobs=h["n_jobs"],
+    )
 
 
 def _random_forest(h: dict[str, Any], seed: int) -> ClassifierMixin:
-    return RandomForestClassifier(n_estimators=h["n_estimators"], min_samples_leaf=h["min_samples_leaf"],
-                                  max_features=h["max_features"], class_weight="balanced_subsample",
-                                  random_state=seed, n_jobs=h["n_jobs"])
+    return RandomForestClassifier(
+        n_estimators=h["n_estimators"],
+        min_samples_leaf=h["min_samples_leaf"],
+        max_features=h["max_features"],
+        class_weight="balanced_subsample",
+        random_state=seed,
+        n_jobs=h["n_jobs"],
+    )
 
 
 def _svm(h: dict[str, Any], seed: int) -> ClassifierMixin:
@@ -52,20 +70,38 @@ def _svm(h: dict[str, Any], seed: int) -> ClassifierMixin:
 
 
 def _gradient_boosting(h: dict[str, Any], seed: int) -> ClassifierMixin:
-    return HistGradientBoostingClassifier(max_iter=h["max_iter"], learning_rate=h["learning_rate"],
-                                          max_leaf_nodes=h["max_leaf_nodes"], l2_regularization=h["l2_regularization"],
-                                          early_stopping=False, class_weight="balanced", random_state=seed)
+    return HistGradientBoostingClassifier(
+        max_iter=h["max_iter"],
+        learning_rate=h["learning_rate"],
+        max_leaf_nodes=h["max_leaf_nodes"],
+        l2_regularization=h["l2_regularization"],
+        early_stopping=False,
+        class_weight="balanced",
+        random_state=seed,
+    )
 
 
 def _xgboost(h: dict[str, Any], seed: int) -> ClassifierMixin:
-    return XGBClassifier(n_estimators=h["n_estimators"], max_depth=h["max_depth"], learning_rate=h["learning_rate"],
-                         subsample=h["subsample"], colsample_bytree=h["colsample_bytree"], tree_method="hist",
-                         n_jobs=h["n_jobs"], random_state=seed)
+    return XGBClassifier(
+        n_estimators=h["n_estimators"],
+        max_depth=h["max_depth"],
+        learning_rate=h["learning_rate"],
+        subsample=h["subsample"],
+        colsample_bytree=h["colsample_bytree"],
+        tree_method="hist",
+        n_jobs=h["n_jobs"],
+        random_state=seed,
+    )
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any], int], ClassifierMixin]] = {
-    "lr_bagging": _lr_bagging, "knn_bagging": _knn_bagging, "random_forest": _random_forest, "svm": _svm,
-    "gradient_boosting": _gradient_boosting, "xgboost": _xgboost}
+    "lr_bagging": _lr_bagging,
+    "knn_bagging": _knn_bagging,
+    "random_forest": _random_forest,
+    "svm": _svm,
+    "gradient_boosting": _gradient_boosting,
+    "xgboost": _xgboost,
+}
 # estimators without a class_weight option get balanced sample weights instead (KNN takes neither)
 SAMPLE_WEIGHTED = {"xgboost"}
 
@@ -82,8 +118,11 @@ class ClassicPredictor(TrainedModel):
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         rows, counts = design_matrix(items=items, input=self.input)
-        proba = scatter_classes(partial=self.pipeline.predict_proba(rows),
-                                present=self.pipeline.classes_.astype(int).tolist(), n_classes=len(self.classes))
+        proba = scatter_classes(
+            partial=self.pipeline.predict_proba(rows),
+            present=self.pipeline.classes_.astype(int).tolist(),
+            n_classes=len(self.classes),
+        )
         return normalise_rows(mean_by_track(proba=proba, counts=counts))
 
     def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
@@ -92,8 +131,16 @@ class ClassicPredictor(TrainedModel):
         return save_head(pipeline=self.pipeline, rows=self.rows, directory=directory, export=export)
 
 
-def fit_classic(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
-                train_items: list[TrackFeatures], train_labels: np.ndarray) -> ClassicPredictor:
+def fit_classic(
+    *,
+    name: str,
+    settings: dict[str, Any],
+    seed: int,
+    classes: list[str],
+    threads: int,
+    train_items: list[TrackFeatures],
+    train_labels: np.ndarray,
+) -> ClassicPredictor:
     """Fit scaler + estimator on the training tracks (labels are indices into `classes`); OpenMP/BLAS
     pools are capped at `threads` since spinning threads on a shared, oversubscribed CPU crawl."""
     if name not in BUILDERS:

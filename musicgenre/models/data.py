@@ -3,6 +3,7 @@
 Training, evaluation and serving all go through TrackFeatures (what `extract_file` returns for any
 audio file), so a model never sees its inputs assembled two different ways.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,16 +15,15 @@ import pandas as pd
 from ..config import resolve
 from ..extraction import TrackFeatures
 from ..features import FeatureConfig, feature_names
-
-SPLITS = ("train", "valid", "test")
+from ..splits import SPLITS
 
 
 @dataclass
 class Tables:
-    features: pd.DataFrame      # track, genre, segment, then the feature columns
-    logmel: np.ndarray          # (segments, n_mels, frames), rows described by logmel_index
+    features: pd.DataFrame  # track, genre, segment, then the feature columns
+    logmel: np.ndarray  # (segments, n_mels, frames), rows described by logmel_index
     logmel_index: pd.DataFrame  # track, segment
-    splits: pd.DataFrame        # track, genre, split_<protocol> ...
+    splits: pd.DataFrame  # track, genre, split_<protocol> ...
     feature_columns: list[str]
     embeddings: pd.DataFrame | None = None  # track, emb_* (the embed stage), read for transfer models only
 
@@ -37,10 +37,14 @@ def load_tables(*, params: dict[str, Any], embeddings: bool = False) -> Tables:
     missing = sorted(set(columns) - set(features.columns))
     if missing:
         raise ValueError(f"{resolve(paths['features'])} lacks feature columns {missing[:5]}")
-    return Tables(features=features, logmel=np.load(resolve(paths["logmel"])),
-                  logmel_index=pd.read_parquet(resolve(paths["logmel_index"])),
-                  splits=pd.read_csv(resolve(paths["splits"])), feature_columns=columns,
-                  embeddings=pd.read_parquet(resolve(paths["embeddings"])).set_index("track") if embeddings else None)
+    return Tables(
+        features=features,
+        logmel=np.load(resolve(paths["logmel"])),
+        logmel_index=pd.read_parquet(resolve(paths["logmel_index"])),
+        splits=pd.read_csv(resolve(paths["splits"])),
+        feature_columns=columns,
+        embeddings=pd.read_parquet(resolve(paths["embeddings"])).set_index("track") if embeddings else None,
+    )
 
 
 def protocol_split(*, tables: Tables, protocol: str) -> pd.DataFrame:
@@ -66,10 +70,15 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
         own = rows[track][np.argsort(segments[rows[track]])]
         own_mels = mel_rows.get(track, np.empty(0, int))
         own_mels = own_mels[np.argsort(mel_segments[own_mels])]
-        items.append(TrackFeatures(key=track, track_vector=values[own[segments[own] == -1][0]],
-                                   segment_vectors=values[own[segments[own] >= 0]],
-                                   log_mels=tables.logmel[own_mels].astype(np.float32),
-                                   embedding=track_embedding(tables=tables, track=track)))
+        items.append(
+            TrackFeatures(
+                key=track,
+                track_vector=values[own[segments[own] == -1][0]],
+                segment_vectors=values[own[segments[own] >= 0]],
+                log_mels=tables.logmel[own_mels].astype(np.float32),
+                embedding=track_embedding(tables=tables, track=track),
+            )
+        )
     return items
 
 

@@ -5,9 +5,9 @@ with statistics of the training split only, stored beside the model (norm.json).
 Saved as Keras (`model.keras`, to inspect or fine-tune) and as ONNX (`model.onnx`, what serves): the
 export is checked against Keras on training segments, so serving never needs TensorFlow.
 """
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,10 @@ def configure_threads(*, threads: int) -> None:
 
 def stack_segments(items: list[TrackFeatures]) -> tuple[np.ndarray, list[int]]:
     """All log-mel segments of the items, (n, n_mels, frames), and how many belong to each track."""
-    counts = [len(item.log_mels) for item in items]
+    mels = [item.classic()[2] for item in items]
+    counts = [len(segments) for segments in mels]
     require_segments(items=items, counts=counts)
-    return np.concatenate([item.log_mels for item in items]).astype(np.float32), counts
+    return np.concatenate(mels).astype(np.float32), counts
 
 
 def _conv_blocks(x: keras.KerasTensor, *, h: dict[str, Any]) -> keras.KerasTensor:
@@ -72,8 +73,11 @@ def build_network(*, architecture: str, h: dict[str, Any], input_shape: tuple[in
     x = layers.Dropout(h["dropout"])(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs, name=architecture)
-    model.compile(optimizer=keras.optimizers.Adam(h["learning_rate"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(h["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -85,8 +89,16 @@ def normalise(segments: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.
 class DeepPredictor(TrainedModel):
     family = "deep"
 
-    def __init__(self, *, network: keras.Model, mean: np.ndarray, std: np.ndarray, classes: list[str],
-                 batch_size: int, check: np.ndarray | None = None):
+    def __init__(
+        self,
+        *,
+        network: keras.Model,
+        mean: np.ndarray,
+        std: np.ndarray,
+        classes: list[str],
+        batch_size: int,
+        check: np.ndarray | None = None,
+    ):
         super().__init__(classes=classes, input="logmel")
         self.network, self.mean, self.std, self.batch_size = network, mean, std, batch_size
         self.check = check  # raw training segments the ONNX export is checked on
@@ -105,15 +117,22 @@ class DeepPredictor(TrainedModel):
         write_json(directory / NORM_FILE, {"mean": self.mean, "std": self.std, "axis": "mel"})
         self.network.export(str(directory / ONNX_FILE), format="onnx", verbose=False, opset_version=export.opset)
         if self.check is not None:
-            check_export(network=self.network, path=directory / ONNX_FILE, inputs=self.normalise(self.check),
-                         atol=export.atol)
-        return {"format": "onnx", "onnx": ONNX_FILE, "norm": NORM_FILE, "keras": KERAS_FILE,
-                "batch_size": self.batch_size}
+            check_export(
+                network=self.network, path=directory / ONNX_FILE, inputs=self.normalise(self.check), atol=export.atol
+            )
+        return {
+            "format": "onnx",
+            "onnx": ONNX_FILE,
+            "norm": NORM_FILE,
+            "keras": KERAS_FILE,
+            "batch_size": self.batch_size,
+        }
 
 
 def check_export(*, network: keras.Model, path: Path, inputs: np.ndarray, atol: float) -> None:
     """The ONNX graph must give Keras' probabilities: there is no fallback for a network."""
     import onnxruntime as ort
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     converted = session.run(None, {session.get_inputs()[0].name: inputs})[0]
     error = float(np.abs(converted - network.predict(inputs, verbose=0)).max())
@@ -121,9 +140,18 @@ def check_export(*, network: keras.Model, path: Path, inputs: np.ndarray, atol: 
         raise ValueError(f"{path}: the ONNX export differs from Keras by {error:.2e} (> {atol})")
 
 
-def fit_deep(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
-             train_items: list[TrackFeatures], train_labels: np.ndarray,
-             valid_items: list[TrackFeatures], valid_labels: np.ndarray) -> DeepPredictor:
+def fit_deep(
+    *,
+    name: str,
+    settings: dict[str, Any],
+    seed: int,
+    classes: list[str],
+    threads: int,
+    train_items: list[TrackFeatures],
+    train_labels: np.ndarray,
+    valid_items: list[TrackFeatures],
+    valid_labels: np.ndarray,
+) -> DeepPredictor:
     """Train on training segments, early-stopping on validation segments (best weights restored)."""
     configure_threads(threads=threads)
     keras.utils.set_random_seed(seed)
@@ -131,15 +159,29 @@ def fit_deep(*, name: str, settings: dict[str, Any], seed: int, classes: list[st
     x_train, counts = stack_segments(train_items)
     y_train = np.repeat(np.asarray(train_labels), counts)
     mean, std = x_train.mean(axis=(0, 2)), x_train.std(axis=(0, 2)) + h["std_floor"]
-    predictor = DeepPredictor(network=build_network(architecture=settings["architecture"], h=h,
-                                                    input_shape=x_train.shape[1:], n_classes=len(classes)),
-                              mean=mean, std=std, classes=classes, batch_size=h["batch_size"],
-                              check=x_train[:CHECK_SEGMENTS])
+    predictor = DeepPredictor(
+        network=build_network(
+            architecture=settings["architecture"], h=h, input_shape=x_train.shape[1:], n_classes=len(classes)
+        ),
+        mean=mean,
+        std=std,
+        classes=classes,
+        batch_size=h["batch_size"],
+        check=x_train[:CHECK_SEGMENTS],
+    )
     x_valid, valid_counts = stack_segments(valid_items)
     validation = (predictor.normalise(x_valid), np.repeat(np.asarray(valid_labels), valid_counts))
     present = np.unique(y_train)
     weights = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y_train)))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=h["patience"], restore_best_weights=True)
-    predictor.network.fit(predictor.normalise(x_train), y_train, validation_data=validation, epochs=h["epochs"],
-                          batch_size=h["batch_size"], class_weight=weights, callbacks=[stop], verbose=h["verbose"])
+    predictor.network.fit(
+        predictor.normalise(x_train),
+        y_train,
+        validation_data=validation,
+        epochs=h["epochs"],
+        batch_size=h["batch_size"],
+        class_weight=weights,
+        callbacks=[stop],
+        verbose=h["verbose"],
+    )
     return predictor

@@ -7,6 +7,7 @@ skops (about a second of imports), which is most of a cold `predict`. Converters
 estimator (HistGradientBoosting, XGBoost) nor reproduce every one (distance-weighted bagged KNN):
 those serve from the skops file, and meta.json says which.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,14 +31,18 @@ def save_head(*, pipeline: Any, rows: np.ndarray, directory: Path, export: Expor
     sio.dump(pipeline, Path(directory) / SKOPS_FILE)
     served = {"classes": [int(c) for c in pipeline.classes_], "skops": SKOPS_FILE}
     reason = _export_onnx(pipeline=pipeline, rows=rows, target=Path(directory) / ONNX_FILE, export=export)
-    return {**served, "format": "skops", "onnx_refused": reason} if reason else {**served, "format": "onnx",
-                                                                               "onnx": ONNX_FILE}
+    return (
+        {**served, "format": "skops", "onnx_refused": reason}
+        if reason
+        else {**served, "format": "onnx", "onnx": ONNX_FILE}
+    )
 
 
 def _export_onnx(*, pipeline: Any, rows: np.ndarray, target: Path, export: ExportSettings) -> str:
     """'' when the ONNX head was written and checked, else why it was not."""
     try:  # skl2onnx and ONNX Runtime raise many types for graphs they cannot build or run
         from skl2onnx import to_onnx
+
         graph = to_onnx(pipeline, rows[:1].astype(np.float64), options={"zipmap": False}, target_opset=export.opset)
         target.write_bytes(graph.SerializeToString())
         error = float(np.abs(onnx_head(target)(rows) - pipeline.predict_proba(rows)).max())
@@ -53,6 +58,7 @@ def _export_onnx(*, pipeline: Any, rows: np.ndarray, target: Path, export: Expor
 def onnx_head(path: Path) -> HeadFunction:
     """Probabilities of float64 rows from an skl2onnx graph (outputs: label, probabilities)."""
     from ..tagger import onnx_session
+
     session = onnx_session(path, threads=1)
     name = session.get_inputs()[0].name
     return lambda rows: session.run(["probabilities"], {name: np.asarray(rows, np.float64)})[0]
@@ -61,6 +67,7 @@ def onnx_head(path: Path) -> HeadFunction:
 def skops_head(path: Path) -> HeadFunction:
     """predict_proba of the saved pipeline, loading only trusted library types."""
     import skops.io as sio
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file missing")
     untrusted = sio.get_untrusted_types(file=path)

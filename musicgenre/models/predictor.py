@@ -6,6 +6,7 @@ classes (classic, deep, transfer) fit and save; `musicgenre.models.served.load_p
 back with ONNX Runtime (scikit-learn only for a head that did not convert), so evaluation,
 registration and serving all score through what is served.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,18 +32,19 @@ def proba_columns(classes: list[str]) -> list[str]:
 
 def classes_of(columns: list[str]) -> list[str]:
     """The genres of a frame's probability columns, in column order."""
-    return [c[len(PROBA_PREFIX):] for c in columns if c.startswith(PROBA_PREFIX)]
+    return [c[len(PROBA_PREFIX) :] for c in columns if c.startswith(PROBA_PREFIX)]
 
 
 @dataclass
 class ModelMeta:
     """meta.json: what was trained, on what, and which files serve it."""
+
     model: str
-    family: str                 # classic | deep | transfer
-    input: str                  # track | segment | logmel | embedding | embedding+track
-    protocol: str               # the split protocol trained under (grouped, random)
+    family: str  # classic | deep | transfer
+    input: str  # track | segment | logmel | embedding | embedding+track
+    protocol: str  # the split protocol trained under (grouped, random)
     classes: list[str]
-    params: dict[str, Any]      # the model's params.models section
+    params: dict[str, Any]  # the model's params.models section
     n_train_tracks: int
     seed: int
     feature_columns: list[str] = field(default_factory=list)
@@ -86,6 +88,7 @@ class Predictor(ABC):
 @dataclass(frozen=True)
 class ExportSettings:
     """params.train.onnx: how trained models are converted for ONNX Runtime."""
+
     opset: int
     atol: float  # largest |converted - original| probability accepted on the training rows
 

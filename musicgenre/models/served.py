@@ -4,6 +4,7 @@
 wrote. Evaluation, registration, `predict`, the scoring service and monitoring all go through it,
 so what is scored is what is served.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,18 +22,16 @@ from .predictor import ModelMeta, Predictor, mean_by_track, normalise_rows, requ
 def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray, list[int]]:
     """Rows to classify and how many belong to each track."""
     if input == "track":
-        return np.stack([item.track_vector for item in items]), [1] * len(items)
+        return np.stack([item.classic()[0] for item in items]), [1] * len(items)
     if input == "segment":
-        counts = [len(item.segment_vectors) for item in items]
+        segments = [item.classic()[1] for item in items]
+        counts = [len(rows) for rows in segments]
         require_segments(items=items, counts=counts)
-        return np.concatenate([item.segment_vectors for item in items]), counts
+        return np.concatenate(segments), counts
     if input in ("embedding", "embedding+track"):
-        missing = [item.key for item in items if item.embedding is None]
-        if missing:
-            raise ValueError(f"no tagger embedding for {missing[:5]}: extract with the predictor's tagger")
-        rows = np.stack([item.embedding for item in items])
+        rows = np.stack([item.tagger_embedding() for item in items])
         if input == "embedding+track":
-            rows = np.hstack([rows, np.stack([item.track_vector for item in items])])
+            rows = np.hstack([rows, np.stack([item.classic()[0] for item in items])])
         return rows, [1] * len(items)
     raise ValueError(f"unknown model input {input!r}")
 
@@ -65,20 +64,25 @@ class ServedNetwork(Predictor):
         self.batch_size = int(meta.served["batch_size"])
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
-        counts = [0 if item.log_mels is None else len(item.log_mels) for item in items]
+        mels = [item.classic()[2] for item in items]
+        counts = [len(segments) for segments in mels]
         require_segments(items=items, counts=counts)
-        segments = np.concatenate([item.log_mels for item in items]).astype(np.float32)
+        segments = np.concatenate(mels).astype(np.float32)
         inputs = ((segments - self.mean[None, :, None]) / self.std[None, :, None])[..., None].astype(np.float32)
         name = self.session.get_inputs()[0].name
-        proba = np.concatenate([self.session.run(None, {name: inputs[start:start + self.batch_size]})[0]
-                                for start in range(0, len(inputs), self.batch_size)])
+        proba = np.concatenate(
+            [
+                self.session.run(None, {name: inputs[start : start + self.batch_size]})[0]
+                for start in range(0, len(inputs), self.batch_size)
+            ]
+        )
         return normalise_rows(mean_by_track(proba=proba, counts=counts))
 
 
 def _head_model(meta: ModelMeta, directory: Path) -> Predictor:
     embedding = None
     if meta.family == "transfer":
-        config = EmbeddingConfig(**{**meta.embeddings, "threads": 0})  # every core of the serving machine
+        config = EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0})  # every core of the serving machine
         embedding = TaggerRef(str(directory / meta.served["tagger"]), config)
     return ServedHead(meta=meta, head=load_head(directory=directory, served=meta.served), embedding=embedding)
 
@@ -88,7 +92,10 @@ def _network(meta: ModelMeta, directory: Path) -> Predictor:
 
 
 FAMILIES: dict[str, Callable[[ModelMeta, Path], Predictor]] = {
-    "classic": _head_model, "transfer": _head_model, "deep": _network}
+    "classic": _head_model,
+    "transfer": _head_model,
+    "deep": _network,
+}
 
 
 def load_predictor(model_dir: Path) -> Predictor:

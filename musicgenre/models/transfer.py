@@ -5,6 +5,7 @@ concatenated with the classic whole-track feature vector. The embedding config i
 model (meta.json) and the exported tagger is copied into the model folder (`tagger/`), so the folder
 computes the same embedding from audio wherever it is served.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -43,17 +44,24 @@ class TransferPredictor(ClassicPredictor):
 
     family = "transfer"
 
-    def __init__(self, *, pipeline: Pipeline, classes: list[str], input: str, embedding: TaggerRef,
-                 rows: np.ndarray | None = None):
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        classes: list[str],
+        input: str,
+        embedding: TaggerRef,
+        rows: np.ndarray | None = None,
+    ):
         super().__init__(pipeline=pipeline, classes=classes, input=input, rows=rows)
-        self.embedding = embedding
+        self.embedding = self.tagger = embedding
         self.needs_features = input != "embedding"
 
     def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
         served = super().save(directory, export=export)
         (Path(directory) / TAGGER_FOLDER).mkdir()
         for name in TAGGER_FILES:
-            shutil.copy2(Path(self.embedding.folder) / name, Path(directory) / TAGGER_FOLDER / name)
+            shutil.copy2(Path(self.tagger.folder) / name, Path(directory) / TAGGER_FOLDER / name)
         return {**served, "tagger": TAGGER_FOLDER}
 
 
@@ -66,9 +74,17 @@ def capped_calibration(*, hyper: dict[str, Any], labels: np.ndarray) -> dict[str
     return {**hyper, "calibration_folds": max(2, min(hyper["calibration_folds"], smallest))}
 
 
-def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: list[str], threads: int,
-                 train_items: list[TrackFeatures], train_labels: np.ndarray,
-                 embedding: TaggerRef) -> TransferPredictor:
+def fit_transfer(
+    *,
+    name: str,
+    settings: dict[str, Any],
+    seed: int,
+    classes: list[str],
+    threads: int,
+    train_items: list[TrackFeatures],
+    train_labels: np.ndarray,
+    embedding: TaggerRef,
+) -> TransferPredictor:
     """Standardise the embedding rows and fit the configured classic estimator (settings.estimator)."""
     if settings["estimator"] not in ESTIMATORS:
         raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(ESTIMATORS)}")
@@ -79,5 +95,6 @@ def fit_transfer(*, name: str, settings: dict[str, Any], seed: int, classes: lis
     pipeline = Pipeline([("scale", StandardScaler()), ("model", ESTIMATORS[settings["estimator"]](hyper, seed))])
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, np.asarray(train_labels))
-    return TransferPredictor(pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding,
-                             rows=rows)
+    return TransferPredictor(
+        pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding, rows=rows
+    )

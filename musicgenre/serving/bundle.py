@@ -8,6 +8,7 @@
 
 A bundle is built once, into a temporary folder renamed into place, and never changed after.
 """
+
 from __future__ import annotations
 
 import hashlib

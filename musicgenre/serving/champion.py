@@ -8,6 +8,7 @@ version got at registration. So a moved alias is seen by the next call, and no c
 another model than the one the alias names now. The MLflow client is imported only to download a
 version's bundle from a remote artifact store, once per version.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ class ChampionVersion:
     name: str
     alias: str
     version: str
-    storage: str          # the version's artifact location (a file:// URI for a local store)
+    storage: str  # the version's artifact location (a file:// URI for a local store)
     bundle_sha256: str | None
 
 
@@ -48,8 +49,8 @@ def resolve_tracking_uri(*, params: dict[str, Any] | None = None) -> str:
     if os.environ.get(TRACKING_ENV):
         return os.environ[TRACKING_ENV]
     uri = (params or load_params())["register"]["tracking_uri"]
-    if uri.startswith(SQLITE) and not uri[len(SQLITE):].startswith("/"):
-        return SQLITE + str(project_root() / uri[len(SQLITE):])
+    if uri.startswith(SQLITE) and not uri[len(SQLITE) :].startswith("/"):
+        return SQLITE + str(project_root() / uri[len(SQLITE) :])
     return uri
 
 
@@ -63,44 +64,52 @@ def resolve(*, uri: str, name: str, alias: str) -> ChampionVersion:
 
 
 def _resolve_sqlite(*, uri: str, name: str, alias: str) -> ChampionVersion:
-    path = Path(uri[len(SQLITE):])
+    path = Path(uri[len(SQLITE) :])
     if not path.is_file():
         raise NoChampion(f"no registry at {path}")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        row = db.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                         (name, alias)).fetchone()
+        row = db.execute(
+            "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)
+        ).fetchone()
         if row is None:
             raise NoChampion(f"model {name!r} has no version with alias {alias!r} in {path}")
         version = str(row[0])
-        storage = db.execute("SELECT storage_location FROM model_versions WHERE name = ? AND version = ?",
-                             (name, version)).fetchone()[0]
-        tag = db.execute("SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
-                         (name, version, BUNDLE_TAG)).fetchone()
+        storage = db.execute(
+            "SELECT storage_location FROM model_versions WHERE name = ? AND version = ?", (name, version)
+        ).fetchone()[0]
+        tag = db.execute(
+            "SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
+            (name, version, BUNDLE_TAG),
+        ).fetchone()
     return ChampionVersion(uri, name, alias, version, storage, tag[0] if tag else None)
 
 
 def _resolve_rest(*, uri: str, name: str, alias: str) -> ChampionVersion:
     import httpx
-    response = httpx.get(f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias",
-                         params={"name": name, "alias": alias}, timeout=10)
+
+    response = httpx.get(
+        f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": alias}, timeout=10
+    )
     if response.status_code == 404 or (response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text):
         raise NoChampion(f"model {name!r} has no version with alias {alias!r} at {uri}")
     response.raise_for_status()
     found = response.json()["model_version"]
     tags = {tag["key"]: tag["value"] for tag in found.get("tags", [])}
-    return ChampionVersion(uri, name, alias, str(found["version"]), found.get("storage_location") or found["source"],
-                           tags.get(BUNDLE_TAG))
+    return ChampionVersion(
+        uri, name, alias, str(found["version"]), found.get("storage_location") or found["source"], tags.get(BUNDLE_TAG)
+    )
 
 
 def _resolve_mlflow(*, uri: str, name: str, alias: str) -> ChampionVersion:
     import mlflow
     from mlflow.tracking import MlflowClient
+
     try:
         found = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException as exc:
         raise NoChampion(str(exc).splitlines()[0]) from None
-    return ChampionVersion(uri, name, alias, str(found.version), found.storage_location or found.source,
-                           found.tags.get(BUNDLE_TAG))
+    storage = getattr(found, "storage_location", None) or found.source or ""
+    return ChampionVersion(uri, name, alias, str(found.version), storage, found.tags.get(BUNDLE_TAG))
 
 
 def bundle_folder(champion: ChampionVersion) -> Path:
@@ -112,9 +121,13 @@ def bundle_folder(champion: ChampionVersion) -> Path:
     target = cache_root() / key / champion.name / champion.version
     if not target.is_dir():
         import mlflow
+
         with atomic_dir(target) as tmp:
-            mlflow.artifacts.download_artifacts(artifact_uri=f"{champion.storage.rstrip('/')}/artifacts/{BUNDLE_ARTIFACT}",
-                                                dst_path=str(tmp), tracking_uri=champion.uri)
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{champion.storage.rstrip('/')}/artifacts/{BUNDLE_ARTIFACT}",
+                dst_path=str(tmp),
+                tracking_uri=champion.uri,
+            )
     return target / BUNDLE_ARTIFACT
 
 

@@ -9,6 +9,7 @@ soon as the streamed body passes the limit; an empty, corrupt or non-audio uploa
 the reason, and the service goes on. The alias is re-read from the registry on every request (a
 read-only query), so a promotion is served from the next request on, without a restart.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,8 +78,9 @@ def score_upload(*, model: Any, data: bytes, filename: str, top_k: int, extensio
 
 def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> FastAPI:
     settings, register = params["serve"], params["register"]
-    holder = ChampionHolder(uri=tracking_uri or resolve_tracking_uri(params=params), name=register["model_name"],
-                            alias=register["alias"])
+    holder = ChampionHolder(
+        uri=tracking_uri or resolve_tracking_uri(params=params), name=register["model_name"], alias=register["alias"]
+    )
     app = FastAPI(title="GTZAN genre scoring", docs_url=None, redoc_url=None)
 
     def champion() -> tuple[ChampionVersion, Any]:
@@ -96,8 +98,14 @@ def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> Fa
     async def predict(request: Request, filename: str = "upload") -> dict[str, Any]:
         data = await read_limited(request, limit=int(settings["max_upload_mb"] * MB))
         found, model = await run_in_threadpool(champion)
-        top = await run_in_threadpool(score_upload, model=model, data=data, filename=filename,
-                                      top_k=params["predict"]["top_k"], extensions=params["predict"]["extensions"])
+        top = await run_in_threadpool(
+            score_upload,
+            model=model,
+            data=data,
+            filename=filename,
+            top_k=params["predict"]["top_k"],
+            extensions=params["predict"]["extensions"],
+        )
         return {"filename": filename, "top": top, "model": {"name": found.name, "version": found.version}}
 
     return app
@@ -107,17 +115,24 @@ cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @cli.command()
-def main(host: Optional[str] = typer.Option(None, help="bind address (default: params serve.host, 127.0.0.1)"),
-         port: Optional[int] = typer.Option(None, help="port (default: params serve.port)"),
-         tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
-         params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read")) -> None:
+def main(
+    host: Optional[str] = typer.Option(None, help="bind address (default: params serve.host, 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="port (default: params serve.port)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow registry (default: env or params)"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
+) -> None:
     """Serve the registry's champion over HTTP: POST /predict with the audio file as the body."""
     import uvicorn
+
     params = load_params(params_file)
     settings = params["serve"]
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    uvicorn.run(create_app(params=params, tracking_uri=tracking_uri), host=host or settings["host"],
-                port=port or settings["port"], log_level="warning")
+    uvicorn.run(
+        create_app(params=params, tracking_uri=tracking_uri),
+        host=host or settings["host"],
+        port=port or settings["port"],
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ project loads it from the bundle it opens, so a registry version always runs the
 registered with. The bundle's copy of the package is imported under a private name (its modules
 import each other relatively), beside whatever version of the project is installed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,11 @@ def load_package(bundle: Path) -> Any:
         raise FileNotFoundError(f"{root}: the bundle carries no code")
     name = private_name(bundle)
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, root / "__init__.py", submodule_search_locations=[str(root)])
+        spec = importlib.util.spec_from_file_location(
+            name, root / "__init__.py", submodule_search_locations=[str(root)]
+        )
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{root}: cannot be imported as a package")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:

@@ -5,6 +5,7 @@ reaches must import relatively and must not import TensorFlow, Keras or MLflow. 
 code that opens it (RUNTIME_API): `BundleModel.open(folder, workers=...)`, `.classes`, and
 `.predict_paths(paths) -> (probabilities, errors)`.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ class BundleModel:
         self.config = None
         if self.predictor.needs_features:
             from ..features import FeatureConfig  # the classic feature code loads only for models that read it
+
             self.config = FeatureConfig(**settings["features"])
         self.limits = Limits(**settings["limits"])
 
@@ -51,8 +53,14 @@ class BundleModel:
     def extract(self, path: str) -> TrackFeatures | str:
         """The model's inputs from one file, or the reason the file cannot be scored."""
         try:
-            return extract_file(path, key=path, config=self.config, limits=self.limits,
-                                embedding=self.predictor.embedding, features=self.predictor.needs_features)
+            return extract_file(
+                path,
+                key=path,
+                config=self.config,
+                limits=self.limits,
+                embedding=self.predictor.embedding,
+                features=self.predictor.needs_features,
+            )
         except (ValueError, OSError) as exc:
             return str(exc)
 
@@ -61,7 +69,7 @@ class BundleModel:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             outcomes = list(pool.map(self.extract, [str(p) for p in paths]))
         proba = np.full((len(outcomes), len(self.classes)), np.nan)
-        good = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)]
+        good = {i: outcome for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)}
         if good:
-            proba[good] = self.predictor.predict_proba([outcomes[i] for i in good])
+            proba[list(good)] = self.predictor.predict_proba(list(good.values()))
         return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes]

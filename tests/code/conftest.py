@@ -1,9 +1,6 @@
 """Fixtures of the orchestration tests: a throw-away 10-track workspace and a real Prefect server."""
-from __future__ import annotations
 
-import signal
-import socket
-import subprocess
+from __future__ import annotations
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -11,15 +8,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flows.serve import local_server
 from musicgenre import datasource
 from musicgenre.config import load_params
+from tests.helpers import TIMEOUT_S, free_port
 from tests.workspace import make_source, make_workspace
-
-TIMEOUT_S = 180  # generous: the machine is shared
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +26,8 @@ def workspace(gtzan_manifest, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    with local_server(host="127.0.0.1", port=_free_port(), timeout_s=TIMEOUT_S,
-                      env={"PREFECT_HOME": str(home)}) as api_url:
+    with local_server(
+        host="127.0.0.1", port=free_port(), timeout_s=TIMEOUT_S, env={"PREFECT_HOME": str(home)}
+    ) as api_url:
         with temporary_settings({PREFECT_API_URL: api_url}):
             yield api_url
-
-
-
-
-def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
-    """Ask a long-running subprocess (serve, worker) to stop; kill it if it has not within timeout_s."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -1,5 +1,6 @@
 """Feature extraction as a Prefect task map gives the same features on threads, on a 2-worker Dask
 cluster and through the `dvc repro` path (joblib processes), on real GTZAN tracks."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.testing.utilities import prefect_test_harness
 
 from flows.extraction import SCHEDULER_ENV, map_extraction, task_runner
 from musicgenre.extraction import Limits, extract_batch, to_tables
@@ -36,13 +37,15 @@ def items(gtzan_slice):
 
 def test_local_and_dask_task_maps_match_the_dvc_path(items, params, prefect_api, monkeypatch):
     config, limits = FeatureConfig.from_params(params), Limits.from_params(params)
-    reference, failed = extract_batch(items, config=config, limits=limits, n_jobs=params["features"]["n_jobs"],
-                                      show_progress=False)  # what `dvc repro` runs
+    reference, failed = extract_batch(
+        items, config=config, limits=limits, n_jobs=params["features"]["n_jobs"], show_progress=False
+    )  # what `dvc repro` runs
     assert not failed
     settings = params["orchestration"]
     started = time.perf_counter()
-    local, local_failed = map_extraction(items, config=config, limits=limits,
-                                         runner=ThreadPoolTaskRunner(max_workers=settings["local_workers"]))
+    local, local_failed = map_extraction(
+        items, config=config, limits=limits, runner=ThreadPoolTaskRunner(max_workers=settings["local_workers"])
+    )
     local_s = time.perf_counter() - started
     with LocalCluster(**settings["dask"]["cluster_kwargs"]) as cluster:
         monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)  # the runner params pick: this scheduler
@@ -66,8 +69,9 @@ def test_a_bad_file_is_a_named_failure_and_the_map_goes_on(items, params, prefec
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF not really audio")
     config, limits = FeatureConfig.from_params(params), Limits.from_params(params)
-    results, failures = map_extraction([items[0], ("broken", broken)], config=config, limits=limits,
-                                       runner=ThreadPoolTaskRunner(max_workers=1))
+    results, failures = map_extraction(
+        [items[0], ("broken", broken)], config=config, limits=limits, runner=ThreadPoolTaskRunner(max_workers=1)
+    )
     assert [r.key for r in results] == [items[0][0]]
     assert [f.key for f in failures] == ["broken"] and failures[0].path == str(broken) and failures[0].reason
 

@@ -1,6 +1,7 @@
 """The scheduled deployments on a real `prefect server start --host 127.0.0.1` subprocess, served by a
 real `python -m flows.serve` process in a throw-away workspace: listed with their cron schedules,
 one triggered through the API runs to Completed, and the schedules stay active after the serve stops."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from musicgenre.config import load_params
-from tests.code.conftest import TIMEOUT_S, stop_process
+from tests.helpers import TIMEOUT_S, stop_process
 from tests.workspace import run_dvc
 
 pytestmark = pytest.mark.slow
@@ -26,8 +27,13 @@ pytestmark = pytest.mark.slow
 def serving(server, workspace):
     """`python -m flows.serve` in the workspace against the server; stopped (SIGINT, then kill) at the end."""
     env = {**os.environ, "PREFECT_API_URL": server, "MUSICGENRE_ROOT": str(workspace)}
-    process = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=workspace, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     yield process
     stop_process(process, sig=signal.SIGINT)
 

@@ -1,5 +1,6 @@
 """The training flow on a small real GTZAN slice, in a throw-away git + DVC workspace, against a real
 (temporary) Prefect server: it runs the dvc.yaml stages in-process and leaves `dvc status` clean."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,9 +24,15 @@ from tests.workspace import make_source, make_workspace, run_dvc
 pytestmark = pytest.mark.slow
 # 4 tracks per genre is the smallest slice the artist-grouped split can cut with 25 % test / 25 % valid;
 # two fast models train in parallel (one DAG layer); a 2-fold single-repeat CV in evaluate keeps the run short.
-OVERRIDES = {"features.n_jobs": 2, "split.test_size": 0.25, "split.valid_size": 0.25,
-             "models.names": ["lr_bagging", "knn_bagging"], "evaluate.cv_folds": 2, "evaluate.cv_repeats": 1,
-             "orchestration.retry_backoff_s": 1}
+OVERRIDES = {
+    "features.n_jobs": 2,
+    "split.test_size": 0.25,
+    "split.valid_size": 0.25,
+    "models.names": ["lr_bagging", "knn_bagging"],
+    "evaluate.cv_folds": 2,
+    "evaluate.cv_repeats": 1,
+    "orchestration.retry_backoff_s": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +60,9 @@ def in_workspace(workspace, monkeypatch, prefect_api):
 
 async def _artifact(key: str):
     async with get_client() as client:
-        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                            sort=ArtifactSort.CREATED_DESC, limit=1)
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
     return found[0] if found else None
 
 
@@ -85,8 +93,8 @@ def test_a_failure_names_the_stage_and_the_reason(in_workspace):
     params_file = in_workspace / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
-    params["features"]["hop_length"] //= 2           # featurize is no longer up to date ...
-    params["orchestration"]["task_runner"] = "ray"   # ... and its task runner does not exist
+    params["features"]["hop_length"] //= 2  # featurize is no longer up to date ...
+    params["orchestration"]["task_runner"] = "ray"  # ... and its task runner does not exist
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         state = training(return_state=True)
@@ -100,6 +108,7 @@ def test_a_failure_names_the_stage_and_the_reason(in_workspace):
 
 def test_metric_rows_flatten_the_evaluate_report():
     metrics = {"svm": {"grouped": {"valid": {"macro_f1": 0.51234, "accuracy": 0.5}, "test": {"macro_f1": 0.4}}}}
-    assert metric_rows(metrics) == [{"model": "svm", "protocol": "grouped", "valid_macro_f1": 0.5123,
-                                     "valid_accuracy": 0.5, "test_macro_f1": 0.4}]
+    assert metric_rows(metrics) == [
+        {"model": "svm", "protocol": "grouped", "valid_macro_f1": 0.5123, "valid_accuracy": 0.5, "test_macro_f1": 0.4}
+    ]
     assert metric_rows(None) == []

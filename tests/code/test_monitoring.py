@@ -1,5 +1,6 @@
 """Monitoring plumbing on real files: batch folder safety, inbox → archive, the predictions store,
 and the drift alert's webhook (a real local HTTP server)."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from monitoring.batch import check_batch_id, discover
 from monitoring.inbox import pending, take
 from monitoring.store import partition, read_table, write_batch
 from musicgenre.io import file_sha256
+from tests.helpers import drift_summary
 
 
 def test_discover_refuses_links_leaving_the_batch_and_names_each_reason(tmp_path, gtzan_slice):
@@ -23,10 +25,10 @@ def test_discover_refuses_links_leaving_the_batch_and_names_each_reason(tmp_path
     outside.mkdir()
     real = shutil.copy2(gtzan_slice["abs_path"][0], batch / "nested" / "a.flac")
     shutil.copy2(gtzan_slice["abs_path"][1], outside / "secret.flac")
-    (batch / "inside_link.flac").symlink_to("nested/a.flac")                 # stays inside: accepted
-    (batch / "escape.flac").symlink_to("../outside/secret.flac")             # `..` out of the folder
-    (batch / "absolute.flac").symlink_to(outside / "secret.flac")            # absolute, outside
-    (batch / "dir_link").symlink_to(outside, target_is_directory=True)       # a folder outside
+    (batch / "inside_link.flac").symlink_to("nested/a.flac")  # stays inside: accepted
+    (batch / "escape.flac").symlink_to("../outside/secret.flac")  # `..` out of the folder
+    (batch / "absolute.flac").symlink_to(outside / "secret.flac")  # absolute, outside
+    (batch / "dir_link").symlink_to(outside, target_is_directory=True)  # a folder outside
     (batch / "broken.ogg").symlink_to("nested/missing.ogg")
     (batch / "notes.txt").write_text("not audio")
     accepted, refused = discover(folder=batch, extensions=["flac", "ogg"])
@@ -69,8 +71,10 @@ def test_store_partitions_survive_and_accumulate(tmp_path):
     everything = read_table(store=tmp_path, table="predictions")
     assert everything["file"].tolist() == ["a.ogg", "b.ogg", "c.ogg"]
     assert everything["batch_id"].tolist() == ["20260101T000000Z"] + ["20260102T000000Z"] * 2
-    assert read_table(store=tmp_path, table="predictions", batch_id="20260102T000000Z")["file"].tolist() == \
-        ["b.ogg", "c.ogg"]
+    assert read_table(store=tmp_path, table="predictions", batch_id="20260102T000000Z")["file"].tolist() == [
+        "b.ogg",
+        "c.ogg",
+    ]
 
 
 def test_drift_alert_posts_to_the_configured_webhook(params):
@@ -88,12 +92,11 @@ def test_drift_alert_posts_to_the_configured_webhook(params):
     server = HTTPServer(("127.0.0.1", 0), Hook)
     thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
-    local = {**params, "monitoring": {**params["monitoring"],
-                                      "webhook_url": f"http://127.0.0.1:{server.server_port}/hook"}}
-    summary = {"batch_id": "b1", "verdict": "drift",
-               "signals": {"features": {"count": 40, "share": 0.45, "threshold": 0.3}},
-               "top_features_text": ["tempo up 12.0 %", "zcr_mean down 3.0 %"]}
-    result = send_alert(summary=summary, params=local)
+    local = {
+        **params,
+        "monitoring": {**params["monitoring"], "webhook_url": f"http://127.0.0.1:{server.server_port}/hook"},
+    }
+    result = send_alert(summary=drift_summary(batch_id="b1", share=0.45, count=40), params=local)
     thread.join(timeout=10)
     server.server_close()
     assert result["webhook"] == 204

@@ -1,13 +1,13 @@
 """The drift check end to end on the real data, with a temp registry champion, store and workspace:
 the 110 modern clips drift, the GTZAN test-split tracks do not (the false-alarm check); the daily
 flow archives its inbox; a bad or odd file is refused with its reason while the batch goes on."""
+
 from __future__ import annotations
 
 import copy
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,11 +30,21 @@ from monitoring.store import read_table
 from musicgenre.config import resolve
 from musicgenre.evaluation import proba_columns
 from musicgenre.io import atomic_path
+from tests.helpers import MODERN, free_port
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,2400", "--virtual-time-budget=20000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,2400",
+    "--virtual-time-budget=20000",
+]
 UI_START_TIMEOUT_S = 90
 
 
@@ -43,8 +53,9 @@ def monitoring_params(registry, tmp_path_factory):
     """The registry's params with every monitoring path in a temp folder, also as a params file."""
     root = tmp_path_factory.mktemp("monitoring")
     local = copy.deepcopy(registry["params"])
-    local["monitoring"].update({name: str(root / name) for name in
-                                ("inbox", "archive", "store", "reports", "workspace")})
+    local["monitoring"].update(
+        {name: str(root / name) for name in ("inbox", "archive", "store", "reports", "workspace")}
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
     return {"params": local, "file": root / "params.yaml", "uri": registry["uri"], "root": root}
 
@@ -53,6 +64,7 @@ def monitoring_params(registry, tmp_path_factory):
 def gtzan_test_run(monitoring_params, gtzan_manifest):
     """The daily flow (real Prefect server) on an inbox holding the GTZAN test-split tracks."""
     from flows.drift import drift_check
+
     params = monitoring_params["params"]
     splits = pd.read_csv(resolve(params["paths"]["splits"]))
     tracks = splits.loc[splits["split_grouped"] == "test", "track"]
@@ -70,21 +82,32 @@ def gtzan_test_run(monitoring_params, gtzan_manifest):
 def modern_run(monitoring_params, gtzan_test_run):
     """`python -m monitoring.cli score-batch` on the 110 modern clips (after the GTZAN batch)."""
     folder = sorted({clip.parent.parent for clip in _modern()})[0]
-    result = CliRunner().invoke(app, ["score-batch", str(folder), "--batch-id", "modern", "--json",
-                                      "--params", str(monitoring_params["file"]),
-                                      "--tracking-uri", monitoring_params["uri"]])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score-batch",
+            str(folder),
+            "--batch-id",
+            "modern",
+            "--json",
+            "--params",
+            str(monitoring_params["file"]),
+            "--tracking-uri",
+            monitoring_params["uri"],
+        ],
+    )
     assert result.exit_code in (EXIT_OK, EXIT_DRIFT), result.output
     return {"exit_code": result.exit_code, "summary": json.loads(result.stdout)}
 
 
 def _modern():
-    from tests.conftest import MODERN
     return sorted(MODERN.rglob("*.ogg"))
 
 
 def _artifacts(key: str) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
     with get_client(sync_client=True) as client:
         return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
@@ -123,12 +146,17 @@ def test_flow_archives_the_inbox_and_publishes_an_artifact(gtzan_test_run, monit
 
 def test_reports_and_store_hold_both_batches(modern_run, gtzan_test_run, monitoring_params):
     params, uri = monitoring_params["params"], monitoring_params["uri"]
-    version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
-        params["register"]["model_name"], params["register"]["alias"]).version
+    version = (
+        MlflowClient(tracking_uri=uri, registry_uri=uri)
+        .get_model_version_by_alias(params["register"]["model_name"], params["register"]["alias"])
+        .version
+    )
     store = resolve(params["monitoring"]["store"])
     predictions = read_table(store=store, table="predictions")
     assert predictions.groupby("batch_id").size().to_dict() == {
-        gtzan_test_run["summary"]["batch_id"]: len(gtzan_test_run["tracks"]), "modern": 110}
+        gtzan_test_run["summary"]["batch_id"]: len(gtzan_test_run["tracks"]),
+        "modern": 110,
+    }
     assert set(predictions["model_version"]) == {str(version)}
     proba = predictions[proba_columns(params["genres"])].to_numpy()
     assert np.allclose(proba.sum(axis=1), 1.0) and np.allclose(predictions["confidence"], proba.max(axis=1))
@@ -140,8 +168,10 @@ def test_reports_and_store_hold_both_batches(modern_run, gtzan_test_run, monitor
         assert (folder / "drift.html").stat().st_size > 100_000 and json.loads((folder / "drift.json").read_text())
     shares = {row["genre"]: row["current_share"] for row in modern_run["summary"]["genre_distribution"]}
     assert set(shares) == set(params["genres"]) and abs(sum(shares.values()) - 1) < 1e-9
-    print("\nmodern predicted genres: " + ", ".join(f"{g} {s:.1%}" for g, s in
-                                                    sorted(shares.items(), key=lambda i: -i[1]) if s))
+    print(
+        "\nmodern predicted genres: "
+        + ", ".join(f"{g} {s:.1%}" for g, s in sorted(shares.items(), key=lambda i: -i[1]) if s)
+    )
 
 
 def test_odd_and_bad_files_are_refused_with_the_reason_the_rest_scored(monitoring_params, gtzan_slice, tmp_path):
@@ -159,26 +189,30 @@ def test_odd_and_bad_files_are_refused_with_the_reason_the_rest_scored(monitorin
     reasons = {r.key: r.reason for r in scored.rejected}
     assert set(reasons) == {"short.flac", "garbage.ogg"}
     assert "below the minimum" in reasons["short.flac"] and str(batch / "garbage.ogg") in reasons["garbage.ogg"]
-    assert read_table(store=resolve(params["monitoring"]["store"]), table="rejected", batch_id="odd")["key"].tolist() \
-        == [r.key for r in scored.rejected]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    assert read_table(store=resolve(params["monitoring"]["store"]), table="rejected", batch_id="odd")[
+        "key"
+    ].tolist() == [r.key for r in scored.rejected]
 
 
 @contextmanager
 def _evidently_ui(workspace: Path):
     """A real `evidently ui` on a free local port; yields its base URL, stopped on exit."""
-    port = _free_port()
-    command = [str(Path(sys.executable).parent / "evidently"), "ui", "--workspace", str(workspace),
-               "--host", "127.0.0.1", "--port", str(port)]
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "evidently"),
+        "ui",
+        "--workspace",
+        str(workspace),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + UI_START_TIMEOUT_S
     try:
         import httpx
+
         while True:
             try:
                 if httpx.get(f"{url}/api/projects", timeout=2).status_code == 200:
@@ -193,21 +227,34 @@ def _evidently_ui(workspace: Path):
         process.wait(timeout=30)
 
 
-def test_dashboard_renders_every_panel_with_data_in_chromium(modern_run, gtzan_test_run, monitoring_params,
-                                                            params, tmp_path):
+def test_dashboard_renders_every_panel_with_data_in_chromium(
+    modern_run, gtzan_test_run, monitoring_params, params, tmp_path
+):
     """The served dashboard in a real headless Chromium: titles, counters of the latest batch, one
     point per batch, legends of the drifted features; the screenshot goes to reports/drift/."""
     import httpx
 
     from monitoring.dashboard import open_project, panels
+
     local = monitoring_params["params"]
     _, project = open_project(params=local)
     screenshot = tmp_path / "dashboard.png"
     with _evidently_ui(resolve(local["monitoring"]["workspace"])) as url:
         assert [p["name"] for p in httpx.get(f"{url}/api/projects").json()] == [local["monitoring"]["project"]]
-        dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
-                              f"--screenshot={screenshot}", "--dump-dom", f"{url}/projects/{project.id}"],
-                             capture_output=True, text=True, timeout=120, check=True).stdout
+        dom = subprocess.run(
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp_path / 'chromium'}",
+                f"--screenshot={screenshot}",
+                "--dump-dom",
+                f"{url}/projects/{project.id}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
     text = re.sub(r"\|+", "|", re.sub(r"<[^>]+>", "|", dom))
     summary = modern_run["summary"]
     for panel in panels(params=local, top_features=[]):

@@ -1,4 +1,5 @@
 """Evaluation: metrics on a hand-checkable example, and the evaluate stage on real-feature predictions."""
+
 from __future__ import annotations
 
 import copy
@@ -68,17 +69,31 @@ def write_contract(*, params: dict, root, protocol: str) -> pd.DataFrame:
     proba = pd.DataFrame(model.predict_proba(tracks[columns]), columns=[f"proba_{g}" for g in model.classes_])
     out = root / "lr" / protocol
     out.mkdir(parents=True)
-    predictions = pd.concat([tracks[["track", "genre", "split"]].reset_index(drop=True),
-                             proba.reindex(columns=[f"proba_{g}" for g in genres], fill_value=0.0)], axis=1)
+    predictions = pd.concat(
+        [
+            tracks[["track", "genre", "split"]].reset_index(drop=True),
+            proba.reindex(columns=[f"proba_{g}" for g in genres], fill_value=0.0),
+        ],
+        axis=1,
+    )
     predictions.to_parquet(out / "predictions.parquet", index=False)
-    meta = {"model": "lr", "family": "classic", "input": "track", "protocol": protocol, "classes": genres,
-            "feature_columns": columns, "train_seconds": 0.0, "params": {}, "n_train_tracks": len(train)}
+    meta = {
+        "model": "lr",
+        "family": "classic",
+        "input": "track",
+        "protocol": protocol,
+        "classes": genres,
+        "feature_columns": columns,
+        "train_seconds": 0.0,
+        "params": {},
+        "n_train_tracks": len(train),
+    }
     (out / "meta.json").write_text(json.dumps(meta))
     test = tracks[tracks["split"] == "test"]
     return pd.DataFrame({"truth": test["genre"].to_numpy(), "predicted": model.predict(test[columns])})
 
 
-def test_evaluate_stage_on_real_predictions(params, tmp_path):
+def test_evaluate_stage_on_real_predictions(params, pipeline_artifacts, tmp_path):
     local = copy.deepcopy(params)
     local["paths"]["models"] = str(tmp_path / "models")
     local["evaluate"]["report_dir"] = str(tmp_path / "eval")

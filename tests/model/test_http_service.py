@@ -1,5 +1,6 @@
 """The scoring service over real HTTP: `genre-serve` in its own process on 127.0.0.1, a real client,
 real audio; bad uploads get a 4xx naming the reason and the service keeps serving."""
+
 from __future__ import annotations
 
 import socket
@@ -24,10 +25,23 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def service(transfer_champion):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "musicgenre.serving.http", "--port", str(port),
-                                "--tracking-uri", transfer_champion["uri"],
-                                "--params", str(transfer_champion["params_file"])],
-                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "musicgenre.serving.http",
+            "--port",
+            str(port),
+            "--tracking-uri",
+            transfer_champion["uri"],
+            "--params",
+            str(transfer_champion["params_file"]),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -40,8 +54,7 @@ def service(transfer_champion):
     else:
         process.kill()
         pytest.fail(f"service did not start in {START_TIMEOUT_S} s")
-    yield {"url": url, "limit_mb": transfer_champion["params"]["serve"]["max_upload_mb"],
-           "champion": transfer_champion}
+    yield {"url": url, "limit_mb": transfer_champion["params"]["serve"]["max_upload_mb"], "champion": transfer_champion}
     process.terminate()
     process.wait(timeout=30)
 
@@ -62,9 +75,11 @@ def test_good_file_gets_top3_from_the_champion(service, gtzan_slice, modern_clip
 
 
 def test_bad_uploads_are_refused_with_the_reason_and_the_service_goes_on(service, gtzan_slice, tmp_path):
-    cases = {"empty.wav": (b"", 400, "empty upload"),
-             "corrupt.flac": (b"fLaC" + bytes(range(256)) * 8, 422, "corrupt.flac: cannot read audio header"),
-             "notes.mp3": (b"just some text, not audio\n" * 100, 422, "notes.mp3: cannot read audio header")}
+    cases = {
+        "empty.wav": (b"", 400, "empty upload"),
+        "corrupt.flac": (b"fLaC" + bytes(range(256)) * 8, 422, "corrupt.flac: cannot read audio header"),
+        "notes.mp3": (b"just some text, not audio\n" * 100, 422, "notes.mp3: cannot read audio header"),
+    }
     for name, (data, status, reason) in cases.items():
         response = post(service, data, name)
         assert response.status_code == status and reason in response.json()["detail"], (name, response.text)
@@ -79,10 +94,16 @@ def test_oversized_upload_refused_before_its_body_is_read(service):
     limit = int(service["limit_mb"] * 1024 * 1024)
     host, port = service["url"].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(f"POST /predict?filename=big.wav HTTP/1.1\r\nHost: {host}\r\n"
-                           f"Content-Type: application/octet-stream\r\nContent-Length: {limit + 1}\r\n\r\n".encode())
+        connection.sendall(
+            f"POST /predict?filename=big.wav HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {limit + 1}\r\n\r\n".encode()
+        )
         reply = connection.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413") and "above the limit" in reply
-    streamed = httpx.post(f"{service['url']}/predict", params={"filename": "big.wav"}, timeout=120,
-                          content=(b"\0" * 1024 * 1024 for _ in range(int(service["limit_mb"]) + 2)))
+    streamed = httpx.post(
+        f"{service['url']}/predict",
+        params={"filename": "big.wav"},
+        timeout=120,
+        content=(b"\0" * 1024 * 1024 for _ in range(int(service["limit_mb"]) + 2)),
+    )
     assert streamed.status_code == 413

@@ -1,5 +1,6 @@
 """Classic models on the real feature tables: each beats chance on held-out artist-disjoint tracks,
 the segment vote works, and a saved model reloads to the same probabilities."""
+
 from __future__ import annotations
 
 import copy
@@ -11,7 +12,7 @@ import pytest
 from musicgenre.extraction import TrackFeatures
 from musicgenre.models import fit_predictor
 from musicgenre.models.predictor import META_FILE
-from tests.model.conftest import save_and_reload
+from tests.helpers import save_and_reload
 
 CHANCE = 0.1
 
@@ -20,13 +21,20 @@ def fit(params, grouped, *, name: str, input: str):
     settings = copy.deepcopy(params["models"][name])
     settings["input"] = input
     items, labels = grouped["train"]
-    return fit_predictor(name=name, settings=settings, seed=params["seed"], classes=params["genres"],
-                         threads=params["train"]["threads"], train_items=items, train_labels=labels,
-                         valid_items=[], valid_labels=labels[:0])
+    return fit_predictor(
+        name=name,
+        settings=settings,
+        seed=params["seed"],
+        classes=params["genres"],
+        threads=params["train"]["threads"],
+        train_items=items,
+        train_labels=labels,
+        valid_items=[],
+        valid_labels=labels[:0],
+    )
 
 
-@pytest.mark.parametrize("name", ["lr_bagging", "knn_bagging", "random_forest", "svm", "gradient_boosting",
-                                  "xgboost"])
+@pytest.mark.parametrize("name", ["lr_bagging", "knn_bagging", "random_forest", "svm", "gradient_boosting", "xgboost"])
 def test_classic_model_beats_chance_on_unseen_artists(params, grouped, name):
     predictor = fit(params, grouped, name=name, input="track")
     items, labels = grouped["held_out"]
@@ -50,7 +58,7 @@ def test_segment_vote_averages_segment_probabilities(params, grouped):
 def test_saved_classic_model_serves_the_same_probabilities(params, grouped, tmp_path, name, served_by):
     """Saved as the train stage saves it: an ONNX head when skl2onnx reproduces the pipeline, else skops."""
     predictor = fit(params, grouped, name=name, input="segment")
-    reloaded = save_and_reload(predictor, params=params, directory=tmp_path, family="classic", input="segment")
+    reloaded = save_and_reload(predictor, params=params, directory=tmp_path, input="segment")
     assert reloaded.classes == params["genres"]
     assert json.loads((tmp_path / META_FILE).read_text())["served"]["format"] == served_by
     items = grouped["held_out"][0][:10]
@@ -61,8 +69,12 @@ def test_saved_classic_model_serves_the_same_probabilities(params, grouped, tmp_
 def test_track_without_segments_is_refused_by_name(params, grouped):
     predictor = fit(params, grouped, name="knn_bagging", input="segment")
     item = grouped["held_out"][0][0]
-    short = TrackFeatures(key="too_short.ogg", track_vector=item.track_vector,
-                          segment_vectors=item.segment_vectors[:0], log_mels=item.log_mels[:0])
+    short = TrackFeatures(
+        key="too_short.ogg",
+        track_vector=item.track_vector,
+        segment_vectors=item.segment_vectors[:0],
+        log_mels=item.log_mels[:0],
+    )
     with pytest.raises(ValueError, match="too_short.ogg"):
         predictor.predict_proba([item, short])
 

@@ -1,5 +1,6 @@
 """Deep models on the real log-mel segments: a short CNN run beats chance on unseen artists, the CRNN
 builds and trains, and both serve from their ONNX export (model.onnx + norm.json) with Keras' probabilities."""
+
 from __future__ import annotations
 
 import copy
@@ -7,7 +8,7 @@ import copy
 import numpy as np
 
 from musicgenre.models import fit_predictor
-from tests.model.conftest import save_and_reload
+from tests.helpers import save_and_reload
 
 CHANCE = 0.1
 
@@ -21,10 +22,17 @@ def quick(params, *, name: str, epochs: int) -> dict:
 
 def fit(params, grouped, *, name: str, epochs: int, train_tracks: slice = slice(None)):
     items, labels = grouped["train"]
-    return fit_predictor(name=name, settings=quick(params, name=name, epochs=epochs), seed=params["seed"],
-                         classes=params["genres"], threads=params["train"]["threads"],
-                         train_items=items[train_tracks], train_labels=labels[train_tracks],
-                         valid_items=grouped["valid"][0], valid_labels=grouped["valid"][1])
+    return fit_predictor(
+        name=name,
+        settings=quick(params, name=name, epochs=epochs),
+        seed=params["seed"],
+        classes=params["genres"],
+        threads=params["train"]["threads"],
+        train_items=items[train_tracks],
+        train_labels=labels[train_tracks],
+        valid_items=grouped["valid"][0],
+        valid_labels=grouped["valid"][1],
+    )
 
 
 def assert_round_trip(predictor, *, params, items, directory) -> np.ndarray:

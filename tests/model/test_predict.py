@@ -1,4 +1,5 @@
 """`predict` CLI on real shared audio with a registry champion, and behavioural stability checks."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,11 @@ def test_folder_recursion_any_rate_and_channels_with_a_bad_file(registry, gtzan_
     result = run(registry, tmp_path / "in", tmp_path / "missing.ogg", "--json")
     assert result.exit_code == EXIT_FAILED
     records = {r["path"]: r for r in json.loads(result.stdout)}
-    assert set(records) == {str(nested / "stereo44k.wav"), str(tmp_path / "in" / "short.flac"),
-                            str(tmp_path / "missing.ogg")}
+    assert set(records) == {
+        str(nested / "stereo44k.wav"),
+        str(tmp_path / "in" / "short.flac"),
+        str(tmp_path / "missing.ogg"),
+    }
     assert len(records[str(nested / "stereo44k.wav")]["top"]) == 3
     assert "short.flac" in records[str(tmp_path / "in" / "short.flac")]["error"]
     assert "below the minimum" in records[str(tmp_path / "in" / "short.flac")]["error"]
@@ -79,8 +83,9 @@ def test_stable_under_gain_and_resampling_round_trip(registry, gtzan_slice, tmp_
         y, rate = sf.read(path, dtype="float32")
         sf.write(tmp_path / f"{path.stem}_gain.wav", y * 10 ** (-3 / 20), rate, subtype="FLOAT")
         up = librosa.resample(y, orig_sr=rate, target_sr=44100)
-        sf.write(tmp_path / f"{path.stem}_rt.wav", librosa.resample(up, orig_sr=44100, target_sr=rate), rate,
-                 subtype="FLOAT")
+        sf.write(
+            tmp_path / f"{path.stem}_rt.wav", librosa.resample(up, orig_sr=44100, target_sr=rate), rate, subtype="FLOAT"
+        )
         variants["gain_-3dB"].append(str(tmp_path / f"{path.stem}_gain.wav"))
         variants["resampled_44k_and_back"].append(str(tmp_path / f"{path.stem}_rt.wav"))
     model = load_champion(tracking_uri=registry["uri"], params=registry["params"])
@@ -90,7 +95,7 @@ def test_stable_under_gain_and_resampling_round_trip(registry, gtzan_slice, tmp_
     assert (out["error"] == "").all()
     base = out[columns].to_numpy()[: len(originals)]
     for offset, name in enumerate(variants, start=1):
-        changed = out[columns].to_numpy()[offset * len(originals):(offset + 1) * len(originals)]
+        changed = out[columns].to_numpy()[offset * len(originals) : (offset + 1) * len(originals)]
         agreement = (changed.argmax(axis=1) == base.argmax(axis=1)).mean()
         assert agreement >= MIN_TOP1_AGREEMENT, f"{name}: top-1 agreement {agreement:.2f}"
         assert np.abs(changed - base).mean() <= MAX_MEAN_PROBA_CHANGE, name

@@ -1,4 +1,5 @@
 """Registry round trip in a temporary sqlite registry: promotion rule, records, champion pyfunc."""
+
 from __future__ import annotations
 
 import json
@@ -33,16 +34,21 @@ def test_better_challenger_promoted_worse_one_not(registry):
 
 def test_promotions_log_is_append_only_record_of_every_decision(registry):
     lines = (registry["report_dir"] / "promotions.jsonl").read_text().splitlines()[:3]  # later tests append
-    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(r, sort_keys=True))
-                                                    for r in registry["records"]]
-    assert all({"timestamp", "previous_version", "previous_score", "challenger_version", "challenger_score",
-                "decision"} <= set(json.loads(line)) for line in lines)
+    assert [json.loads(line) for line in lines] == [
+        json.loads(json.dumps(r, sort_keys=True)) for r in registry["records"]
+    ]
+    assert all(
+        {"timestamp", "previous_version", "previous_score", "challenger_version", "challenger_score", "decision"}
+        <= set(json.loads(line))
+        for line in lines
+    )
 
 
 def test_version_carries_lineage_and_metrics(registry):
     client = MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"])
-    version = client.get_model_version(registry["params"]["register"]["model_name"],
-                                       registry["records"][1]["challenger_version"])
+    version = client.get_model_version(
+        registry["params"]["register"]["model_name"], registry["records"][1]["challenger_version"]
+    )
     run = client.get_run(version.run_id)
     assert {"git_commit", "data_md5", "valid_fingerprint"} <= set(run.data.tags)
     assert run.data.metrics["valid_macro_f1"] == pytest.approx(registry["scores"]["lr"]["valid"]["macro_f1"])
@@ -55,8 +61,9 @@ def test_champion_pyfunc_scores_real_audio_and_names_bad_files(registry, gtzan_s
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF not really audio")
     paths = [str(p) for p in gtzan_slice["abs_path"][:3]] + [str(bad)]
-    model = load_champion(tracking_uri=registry["uri"], model_name=registry["params"]["register"]["model_name"],
-                          params=registry["params"])
+    model = load_champion(
+        tracking_uri=registry["uri"], model_name=registry["params"]["register"]["model_name"], params=registry["params"]
+    )
     out = model.predict(pd.DataFrame({"path": paths}))
     proba = out[proba_columns(registry["params"]["genres"])].to_numpy()
     assert np.allclose(proba[:3].sum(axis=1), 1.0) and (proba[:3] >= 0).all()
@@ -71,16 +78,27 @@ def test_champion_scored_on_other_data_is_rescored_on_current_valid_audio(regist
     valid = valid.assign(path=valid["abs_path"].astype(str))[["track", "genre", "path"]]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
-        record = register(model_dir=registry["good_dir"], scores=registry["scores"]["lr"], params=registry["params"],
-                          valid=valid, hashes={track: "other-audio" for track in valid["track"]})
-    assert record["basis"].startswith("re-scored") and record["previous_version"] == registry["records"][1][
-        "challenger_version"]
+        record = register(
+            model_dir=registry["good_dir"],
+            scores=registry["scores"]["lr"],
+            params=registry["params"],
+            valid=valid,
+            hashes={track: "other-audio" for track in valid["track"]},
+        )
+    assert (
+        record["basis"].startswith("re-scored")
+        and record["previous_version"] == registry["records"][1]["challenger_version"]
+    )
     assert record["previous_score"] == pytest.approx(record["challenger_score"])
     assert record["decision"] == "kept previous champion"
 
 
 def test_choose_champion_uses_valid_never_test():
-    metrics = {"a": {"grouped": {"valid": {"macro_f1": 0.6, "log_loss": 1.0}, "test": {"macro_f1": 0.9}}},
-               "b": {"grouped": {"valid": {"macro_f1": 0.7, "log_loss": 1.2}, "test": {"macro_f1": 0.1}},
-                     "random": {"valid": {"macro_f1": 0.99, "log_loss": 0.1}}}}
+    metrics = {
+        "a": {"grouped": {"valid": {"macro_f1": 0.6, "log_loss": 1.0}, "test": {"macro_f1": 0.9}}},
+        "b": {
+            "grouped": {"valid": {"macro_f1": 0.7, "log_loss": 1.2}, "test": {"macro_f1": 0.1}},
+            "random": {"valid": {"macro_f1": 0.99, "log_loss": 0.1}},
+        },
+    }
     assert choose_champion(metrics=metrics, protocol="grouped", metric="macro_f1") == "b"

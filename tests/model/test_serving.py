@@ -1,5 +1,6 @@
 """Serving without TensorFlow: the tagger on ONNX Runtime equals TensorFlow's, `predict` imports neither
 TensorFlow, Keras nor MLflow, a registry version runs its own code, and bad model files are named."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,11 @@ import pytest
 from musicgenre.audio import load_audio
 from musicgenre.config import PROJECT_ROOT, resolve
 from musicgenre.serving.bundle import BundleError
-from musicgenre.serving.champion import bundle_folder, open_champion, resolve as resolve_champion
+from musicgenre.serving.champion import bundle_folder, open_champion
+from musicgenre.serving.champion import resolve as resolve_champion
 from musicgenre.tagger import MODEL_FILE, EmbeddingConfig, ModelFileError, Tagger, power_spectrogram
 from musicgenre.tagger_export import tensorflow_activations
-from tests.model.conftest import train_and_register
+from tests.helpers import train_and_register
 
 # the issue's tolerance: ONNX activations and embeddings within 1e-4 of the layer's range (measured ~1e-6)
 RTOL = 1e-4
@@ -50,8 +52,9 @@ def test_numpy_front_end_equals_librosa(tagger, gtzan_slice):
     f = tagger.front
     y = load_audio(gtzan_slice.abs_path[0], sample_rate=f.sample_rate)
     ours = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length) @ tagger.mel_basis.T
-    theirs = librosa.feature.melspectrogram(y=y, sr=f.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
-                                            n_mels=f.n_mels).T
+    theirs = librosa.feature.melspectrogram(
+        y=y, sr=f.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels
+    ).T
     assert ours.shape == theirs.shape and relative(ours, theirs) <= RTOL
 
 
@@ -62,12 +65,13 @@ def test_embed_stage_output_equals_the_tensorflow_path(params, tagger, gtzan_man
     for row in gtzan_manifest.sort_values("track").groupby("genre").head(1).head(3).itertuples():
         y = load_audio(row.abs_path, sample_rate=tagger.sample_rate)
         f = tagger.front
-        mel = librosa.feature.melspectrogram(y=y, sr=f.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
-                                             n_mels=f.n_mels).T
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=f.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels
+        ).T
         log_mel = np.log10(tagger.config.log_compression * mel + 1.0).astype(np.float32)
         count = len(log_mel) // f.patch_frames
         chosen = np.floor((np.arange(tagger.config.max_patches) + 0.5) * count / tagger.config.max_patches).astype(int)
-        batch = log_mel[:count * f.patch_frames].reshape(count, f.patch_frames, -1)[chosen]
+        batch = log_mel[: count * f.patch_frames].reshape(count, f.patch_frames, -1)[chosen]
         acts = tensorflow_activations(batch, config=tagger.config).astype(np.float64)
         reference = np.concatenate([acts.mean(axis=0), acts.max(axis=0)])
         assert relative(stored.loc[row.track, columns].to_numpy(float), reference) <= RTOL
@@ -75,11 +79,13 @@ def test_embed_stage_output_equals_the_tensorflow_path(params, tagger, gtzan_man
 
 def test_predict_imports_neither_tensorflow_keras_nor_mlflow(transfer_champion, gtzan_slice):
     path = str(gtzan_slice.abs_path[0])
-    code = ("import sys, json\nfrom musicgenre.predict import app\n"
-            f"try:\n    app([{path!r}, '--json', '--tracking-uri', {transfer_champion['uri']!r}, "
-            f"'--params', {str(transfer_champion['params_file'])!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
-            "print(json.dumps([m for m in ('tensorflow', 'keras', 'mlflow', 'sklearn') if m in sys.modules]))\n"
-            "sys.exit(code)")
+    code = (
+        "import sys, json\nfrom musicgenre.predict import app\n"
+        f"try:\n    app([{path!r}, '--json', '--tracking-uri', {transfer_champion['uri']!r}, "
+        f"'--params', {str(transfer_champion['params_file'])!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(json.dumps([m for m in ('tensorflow', 'keras', 'mlflow', 'sklearn') if m in sys.modules]))\n"
+        "sys.exit(code)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     records, loaded = result.stdout.rsplit("\n", 2)[0], json.loads(result.stdout.strip().splitlines()[-1])
@@ -101,13 +107,20 @@ def modified_project(tmp_path: Path) -> Path:
 
 def scored_by(project: Path, *, uri: str, name: str, files: list[str]) -> np.ndarray:
     """Probabilities of the registry's champion as opened by the project at `project` (a subprocess)."""
-    code = ("import json, sys\nfrom musicgenre.serving.champion import open_champion\nimport musicgenre\n"
-            f"assert musicgenre.__file__.startswith({str(project)!r}), musicgenre.__file__\n"
-            f"_, model = open_champion(uri={uri!r}, name={name!r}, alias='champion')\n"
-            f"proba, errors = model.predict_paths({files!r})\nassert not any(errors), errors\n"
-            "print(json.dumps(proba.tolist()))")
-    result = subprocess.run([sys.executable, "-P", "-c", code], env={"PYTHONPATH": str(project), "PATH": ""},
-                            capture_output=True, text=True, timeout=300)
+    code = (
+        "import json, sys\nfrom musicgenre.serving.champion import open_champion\nimport musicgenre\n"
+        f"assert musicgenre.__file__.startswith({str(project)!r}), musicgenre.__file__\n"
+        f"_, model = open_champion(uri={uri!r}, name={name!r}, alias='champion')\n"
+        f"proba, errors = model.predict_paths({files!r})\nassert not any(errors), errors\n"
+        "print(json.dumps(proba.tolist()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env={"PYTHONPATH": str(project), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return np.asarray(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -122,10 +135,17 @@ def test_registry_version_runs_the_code_it_was_registered_with(transfer_champion
     assert not any(errors)
     changed = modified_project(tmp_path)
     np.testing.assert_array_equal(scored_by(changed, uri=uri, name=name, files=files), registered)
-    code = ("import json\nfrom musicgenre.audio import load_audio\n"
-            f"print(json.dumps(float(abs(load_audio({files[0]!r}, sample_rate=16000)).max())))")
-    out = subprocess.run([sys.executable, "-P", "-c", code], env={"PYTHONPATH": str(changed), "PATH": ""},
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "import json\nfrom musicgenre.audio import load_audio\n"
+        f"print(json.dumps(float(abs(load_audio({files[0]!r}, sample_rate=16000)).max())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env={"PYTHONPATH": str(changed), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert float(out.stdout) == pytest.approx(0.5 * float(np.abs(load_audio(files[0], sample_rate=16000)).max()))
 
 
@@ -135,16 +155,23 @@ def test_pyfunc_runs_the_bundle_in_a_process_without_the_project(transfer_champi
     uri, name = transfer_champion["uri"], transfer_champion["params"]["register"]["model_name"]
     _, model = open_champion(uri=uri, name=name, alias="champion")
     expected, _ = model.predict_paths(files)
-    code = ("import json, sys, importlib.util\nassert importlib.util.find_spec('musicgenre') is None\n"
-            "import mlflow, pandas as pd\n"
-            f"mlflow.set_tracking_uri({uri!r}); mlflow.set_registry_uri({uri!r})\n"
-            f"out = mlflow.pyfunc.load_model('models:/{name}@champion').predict(pd.DataFrame({{'path': {files!r}}}))\n"
-            "print(json.dumps(out[[c for c in out.columns if c.startswith('proba_')]].to_numpy().tolist()))")
+    code = (
+        "import json, sys, importlib.util\nassert importlib.util.find_spec('musicgenre') is None\n"
+        "import mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({uri!r}); mlflow.set_registry_uri({uri!r})\n"
+        f"out = mlflow.pyfunc.load_model('models:/{name}@champion').predict(pd.DataFrame({{'path': {files!r}}}))\n"
+        "print(json.dumps(out[[c for c in out.columns if c.startswith('proba_')]].to_numpy().tolist()))"
+    )
     # -S: no site processing, so the editable install's finder is never installed; site-packages by hand
     site = [p for p in sys.path if p.endswith("site-packages")]
-    result = subprocess.run([sys.executable, "-P", "-S", "-c", f"import sys; sys.path[:0] = {site!r}\n" + code],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={"PATH": "", "MLFLOW_DISABLE_TELEMETRY": "true", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-P", "-S", "-c", f"import sys; sys.path[:0] = {site!r}\n" + code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "", "MLFLOW_DISABLE_TELEMETRY": "true", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.asarray(json.loads(result.stdout.strip().splitlines()[-1])), expected, atol=1e-12)
 
@@ -152,6 +179,7 @@ def test_pyfunc_runs_the_bundle_in_a_process_without_the_project(transfer_champi
 def test_alias_is_read_at_every_resolution(registry):
     """No cached champion: moving the alias changes what the next resolution opens."""
     from mlflow.tracking import MlflowClient
+
     name, alias = registry["params"]["register"]["model_name"], registry["params"]["register"]["alias"]
     client = MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"])
     before = resolve_champion(uri=registry["uri"], name=name, alias=alias)
@@ -172,6 +200,7 @@ def test_changed_or_corrupt_model_files_are_named(transfer_champion, tmp_path):
     onnx = next(copy.rglob(MODEL_FILE))
     onnx.write_bytes(onnx.read_bytes()[:1000])
     from musicgenre.serving.loader import open_bundle
+
     with pytest.raises(Exception, match=f"{onnx}: changed since the bundle was built") as raised:
         open_bundle(copy)  # the bundle's own code raises its own copy of BundleError
     assert type(raised.value).__name__ == BundleError.__name__
@@ -185,14 +214,17 @@ def test_changed_or_corrupt_model_files_are_named(transfer_champion, tmp_path):
 def test_deep_champion_serves_from_onnx_without_tensorflow(params, tmp_path, gtzan_slice):
     """A CNN trained by the train stage (one short epoch), registered, then predicted in a process
     that must not import TensorFlow or Keras."""
-    champion = train_and_register(params=params, root=tmp_path, model="cnn",
-                                  overrides={"epochs": 1, "filters": [8, 8, 8], "verbose": 0})
+    champion = train_and_register(
+        params=params, root=tmp_path, model="cnn", overrides={"epochs": 1, "filters": [8, 8, 8], "verbose": 0}
+    )
     model_dir = champion["model_dir"]
     assert {"model.onnx", "model.keras", "norm.json", "meta.json"} <= {p.name for p in model_dir.iterdir()}
-    code = ("import sys, json\nfrom musicgenre.predict import app\n"
-            f"try:\n    app([{str(gtzan_slice.abs_path[0])!r}, '--json', '--tracking-uri', {champion['uri']!r}, "
-            f"'--params', {str(champion['params_file'])!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
-            "print(json.dumps([m for m in ('tensorflow', 'keras') if m in sys.modules]))\nsys.exit(code)")
+    code = (
+        "import sys, json\nfrom musicgenre.predict import app\n"
+        f"try:\n    app([{str(gtzan_slice.abs_path[0])!r}, '--json', '--tracking-uri', {champion['uri']!r}, "
+        f"'--params', {str(champion['params_file'])!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(json.dumps([m for m in ('tensorflow', 'keras') if m in sys.modules]))\nsys.exit(code)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -1,6 +1,7 @@
 """Transfer learning from the pretrained musicnn tagger: real embeddings of real GTZAN tracks, the
 transfer models against the classic ones under artist-grouped CV, and a transfer champion served
 from raw audio through the MLflow registry."""
+
 from __future__ import annotations
 
 import copy
@@ -41,8 +42,11 @@ def embed_file(path, *, config: TaggerRef, limits: Limits) -> np.ndarray:
     return extract_file(path, key="k", config=None, limits=limits, embedding=config, features=False).embedding
 
 
+pytestmark = pytest.mark.slow  # every test here loads TensorFlow or trains
+
+
 @pytest.fixture(scope="module")
-def tables(params):
+def tables(params, pipeline_artifacts):
     if not resolve(params["paths"]["embeddings"]).is_file():
         pytest.fail("embeddings artifact missing: run `python -m stages.embed` (dvc repro embed)")
     return load_tables(params=params, embeddings=True)
@@ -114,9 +118,20 @@ def test_transfer_beats_classic_features_under_grouped_cv(params, embedding, tab
     as configured keep the test short (evaluate's report has every classic model's CV)."""
     models = params["models"]
     candidates = {name: models[name] for name in ("transfer_logreg", "transfer_concat", "lr_bagging", "knn_bagging")}
-    scores = {name: cross_validate(name=name, settings=settings, tables=tables, classes=params["genres"],
-                                   seed=params["seed"], folds=5, repeats=1, threads=1, embedding=embedding)
-              for name, settings in candidates.items()}
+    scores = {
+        name: cross_validate(
+            name=name,
+            settings=settings,
+            tables=tables,
+            classes=params["genres"],
+            seed=params["seed"],
+            folds=5,
+            repeats=1,
+            threads=1,
+            embedding=embedding,
+        )
+        for name, settings in candidates.items()
+    }
     best_classic = max(scores[m]["cv_accuracy_mean"] for m in ("lr_bagging", "knn_bagging"))
     assert scores["transfer_logreg"]["cv_accuracy_mean"] > best_classic, scores
     assert scores["transfer_concat"]["cv_accuracy_mean"] > best_classic, scores
@@ -128,16 +143,20 @@ def test_transfer_champion_predicts_from_raw_audio(params, tables, gtzan_manifes
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     local["paths"]["models"] = str(tmp_path / "models")
     local["train"]["protocols"] = ["grouped"]
-    local["register"].update(tracking_uri=uri, artifact_dir=str(tmp_path / "mlartifacts"),
-                             report_dir=str(tmp_path / "reports"))
+    local["register"].update(
+        tracking_uri=uri, artifact_dir=str(tmp_path / "mlartifacts"), report_dir=str(tmp_path / "reports")
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # never the project's own registry
     summary = train(local, model="transfer_logreg")
     model_dir = tmp_path / "models" / "transfer_logreg" / "grouped"
     predictions = pd.read_parquet(model_dir / "predictions.parquet")
-    scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=local["genres"],
-                                                 splits=["train", "valid", "test"]))
-    assert scores["test"]["accuracy"] == summary["grouped"]["test_accuracy"] or abs(
-        scores["test"]["accuracy"] - summary["grouped"]["test_accuracy"]) < 1e-4
+    scores = scalar_metrics(
+        evaluate_predictions(frame=predictions, classes=local["genres"], splits=["train", "valid", "test"])
+    )
+    assert (
+        scores["test"]["accuracy"] == summary["grouped"]["test_accuracy"]
+        or abs(scores["test"]["accuracy"] - summary["grouped"]["test_accuracy"]) < 1e-4
+    )
     assert register(model_dir=model_dir, scores=scores, params=local)["decision"] == "promoted"
 
     test = predictions[predictions["split"] == "test"].head(2)
@@ -153,8 +172,10 @@ def test_transfer_champion_predicts_from_raw_audio(params, tables, gtzan_manifes
 def test_tensorflow_start_up_notices_stay_off_the_terminal():
     """A user's `predict` loads TensorFlow through tf_runtime: its C++ import notices (oneDNN, CPU
     feature guard, absl) must not reach stderr, while Python-level output still does."""
-    code = ("import sys; from musicgenre.tf_runtime import tensorflow; tf = tensorflow(); "
-            "print('after', tf.__version__, file=sys.stderr)")
+    code = (
+        "import sys; from musicgenre.tf_runtime import tensorflow; tf = tensorflow(); "
+        "print('after', tf.__version__, file=sys.stderr)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -162,11 +183,13 @@ def test_tensorflow_start_up_notices_stay_off_the_terminal():
 
 
 def test_classic_path_does_not_import_tensorflow(gtzan_slice):
-    code = ("import sys; from musicgenre.config import load_params; from musicgenre.extraction import Limits, "
-            "extract_file; from musicgenre.features import FeatureConfig; import musicgenre.registry, "
-            "musicgenre.models.classic, stages.train; p = load_params(); "
-            f"item = extract_file({str(gtzan_slice.abs_path[0])!r}, key='k', config=FeatureConfig.from_params(p), "
-            "limits=Limits.from_params(p)); assert item.embedding is None; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    code = (
+        "import sys; from musicgenre.config import load_params; from musicgenre.extraction import Limits, "
+        "extract_file; from musicgenre.features import FeatureConfig; import musicgenre.registry, "
+        "musicgenre.models.classic, stages.train; p = load_params(); "
+        f"item = extract_file({str(gtzan_slice.abs_path[0])!r}, key='k', config=FeatureConfig.from_params(p), "
+        "limits=Limits.from_params(p)); assert item.embedding is None; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

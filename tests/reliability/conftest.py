@@ -1,5 +1,6 @@
 """Reliability fixtures: the bad-input corpus in a batch folder, and a temp MLflow registry with a
 real champion (a small model trained on the pipeline's real features)."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_model
 from tests.reliability import corpus
 from tests.workspace import local_registry
 
@@ -26,16 +28,16 @@ def batch(params, gtzan_slice, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def registry(params, tmp_path_factory):
+def registry(params, pipeline_artifacts, tmp_path_factory):
     """A temp sqlite registry whose champion is a real small model (never the project's mlflow.db)."""
     from musicgenre.models.data import load_tables
     from musicgenre.registry import register
-    from tests.model.conftest import write_model
 
     root = tmp_path_factory.mktemp("registry")
     uri, local = local_registry(params, root)
-    model_dir, scores = write_model(params=local, tables=load_tables(params=local), root=root / "models",
-                                    name="lr", shuffle_labels=False)
+    model_dir, scores = write_model(
+        params=local, tables=load_tables(params=local), root=root / "models", name="lr", shuffle_labels=False
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         record = register(model_dir=model_dir, scores=scores, params=local)

@@ -5,6 +5,7 @@ Each entry says what the loader must do with it: decode (`error` is None) or ref
 AudioError whose reason contains `error`. `probe_error` is what the header probe (ingestion) says;
 `native_error` what the full native decode (validation) says, when it differs from the loader's.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,10 +26,10 @@ class Case:
     name: str
     filename: str
     write: Callable[[Path, np.ndarray, dict[str, Any]], None]
-    error: str | None = None                 # load_audio (predict, scoring): reason substring or None
-    probe_error: str | None = None           # probe (ingestion)
+    error: str | None = None  # load_audio (predict, scoring): reason substring or None
+    probe_error: str | None = None  # probe (ingestion)
     native_error: str | None = field(default="same")  # read_native (validation); "same" = as load_audio
-    formats: tuple[str, ...] = ()            # soundfile formats the case needs
+    formats: tuple[str, ...] = ()  # soundfile formats the case needs
 
     def validation_error(self) -> str | None:
         return self.error if self.native_error == "same" else self.native_error
@@ -113,8 +114,8 @@ def pcm_u8(path, y, limits):
 
 def float_nan_inf(path, y, limits):
     bad = y.astype(np.float32).copy()
-    bad[SR::SR * 5] = np.nan
-    bad[SR * 2::SR * 7] = np.inf
+    bad[SR :: SR * 5] = np.nan
+    bad[SR * 2 :: SR * 7] = np.inf
     _wav(path, bad, subtype="FLOAT")
 
 
@@ -139,13 +140,23 @@ def plain(path, y, limits):
 
 
 CASES: tuple[Case, ...] = (
-    Case("corrupt_header", "corrupt_header.wav", corrupt_header, error="cannot read audio header",
-         probe_error="cannot read audio header"),
+    Case(
+        "corrupt_header",
+        "corrupt_header.wav",
+        corrupt_header,
+        error="cannot read audio header",
+        probe_error="cannot read audio header",
+    ),
     Case("truncated_wav", "truncated.wav", truncated_wav),  # decodes what is there (10 s); validation flags duration
     Case("truncated_flac", "truncated.flac", truncated_flac, error="cannot decode audio"),
     Case("zero_bytes", "zero_bytes.wav", zero_bytes, error="empty file", probe_error="empty file"),
-    Case("text_as_wav", "liner_notes.wav", text_as_wav, error="cannot read audio header",
-         probe_error="cannot read audio header"),
+    Case(
+        "text_as_wav",
+        "liner_notes.wav",
+        text_as_wav,
+        error="cannot read audio header",
+        probe_error="cannot read audio header",
+    ),
     Case("silence", "silence.wav", silence),
     Case("one_second", "one_second.wav", one_second, error="below the minimum", native_error=None),
     Case("ten_minutes", "ten_minutes.wav", ten_minutes),
@@ -161,7 +172,7 @@ CASES: tuple[Case, ...] = (
     Case("ogg", "track.ogg", ogg, formats=("OGG",)),
     Case("flac", "track.flac", flac, formats=("FLAC",)),
     Case("name_spaces", "my song (live) final.wav", plain),
-    Case("name_quotes", "it's \"quoted\" `tick`.wav", plain),
+    Case("name_quotes", 'it\'s "quoted" `tick`.wav', plain),
     Case("name_unicode", "Björk – Jóga 音楽 🎵.wav", plain),
     Case("name_dotdot", "..hidden..dots...wav", plain),
 )
@@ -193,8 +204,9 @@ def add_outside_link(folder: Path, *, outside: Path) -> dict[str, Path]:
 BY_NAME = {case.name: case for case in CASES}
 
 
-def build_gtzan(root: Path, *, source: Path, limits: dict[str, Any], genres: list[str],
-                outside: Path) -> dict[str, str]:
+def build_gtzan(
+    root: Path, *, source: Path, limits: dict[str, Any], genres: list[str], outside: Path
+) -> dict[str, str]:
     """The corpus in GTZAN layout (genres/<genre>/<genre>.000NN.<ext>, under a folder whose name has
     spaces, quotes and unicode), plus a symlink leaving the root; case name -> track id."""
     y, rate = sf.read(source, dtype="float32")

@@ -1,6 +1,7 @@
 """Property test of the audio loader: random arrays written with random container, subtype, rate,
 channel count and length load as finite float32 mono at the requested rate, or raise the
 documented AudioError naming the file. Nothing else may escape."""
+
 from __future__ import annotations
 
 import tempfile
@@ -9,15 +10,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from musicgenre.audio import AudioError, load_audio
 
 # (format, subtype, extension) libsndfile writes; the loader must read all of them
-CONTAINERS = [("WAV", "PCM_16", "wav"), ("WAV", "PCM_U8", "wav"), ("WAV", "PCM_24", "wav"), ("WAV", "PCM_32", "wav"),
-              ("WAV", "FLOAT", "wav"), ("WAV", "DOUBLE", "wav"), ("FLAC", "PCM_16", "flac"), ("FLAC", "PCM_S8", "flac"),
-              ("OGG", "VORBIS", "ogg"), ("AU", "PCM_16", "au"), ("AIFF", "PCM_S8", "aiff"),
-              ("MP3", "MPEG_LAYER_III", "mp3")]
+CONTAINERS = [
+    ("WAV", "PCM_16", "wav"),
+    ("WAV", "PCM_U8", "wav"),
+    ("WAV", "PCM_24", "wav"),
+    ("WAV", "PCM_32", "wav"),
+    ("WAV", "FLOAT", "wav"),
+    ("WAV", "DOUBLE", "wav"),
+    ("FLAC", "PCM_16", "flac"),
+    ("FLAC", "PCM_S8", "flac"),
+    ("OGG", "VORBIS", "ogg"),
+    ("AU", "PCM_16", "au"),
+    ("AIFF", "PCM_S8", "aiff"),
+    ("MP3", "MPEG_LAYER_III", "mp3"),
+]
 CONTAINERS = [c for c in CONTAINERS if c[0] in sf.available_formats()]
 RATES = [1000, 8000, 11025, 16000, 22050, 44100, 48000, 96000]
 

@@ -1,6 +1,7 @@
 """Every bad input through every entry point: ingestion, validation (audio checks + GX suite),
 `predict` and the monitoring scoring flow. Each file gets a result or an error naming the file and
 the reason; the rest of the batch goes on; the run's report lists every failure."""
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,12 @@ def expected(name: str, entry: str) -> str | None:
     if name in LINKS:
         return "outside the batch folder" if entry == "scoring" else None
     case = BY_NAME[name]
-    return {"ingest": case.probe_error, "validate": case.validation_error(), "predict": case.error,
-            "scoring": case.error}[entry]
+    return {
+        "ingest": case.probe_error,
+        "validate": case.validation_error(),
+        "predict": case.error,
+        "scoring": case.error,
+    }[entry]
 
 
 def assert_outcome(name: str, entry: str, error: str, *, filename: str | None = None) -> None:
@@ -40,11 +45,22 @@ def assert_outcome(name: str, entry: str, error: str, *, filename: str | None = 
 def gtzan_copy(params, gtzan_slice, batch, tmp_path_factory):
     """The corpus as a GTZAN source folder whose name holds spaces, quotes and unicode."""
     root = tmp_path_factory.mktemp("ingest") / "GTZAN copy 'it''s' ü"
-    tracks = build_gtzan(root, source=gtzan_slice["abs_path"].iloc[0], limits=params["limits"],
-                         genres=params["genres"], outside=batch["outside"])
+    tracks = build_gtzan(
+        root,
+        source=gtzan_slice["abs_path"].iloc[0],
+        limits=params["limits"],
+        genres=params["genres"],
+        outside=batch["outside"],
+    )
     extensions = sorted(set(params["data"]["audio_extensions"]) | set(params["predict"]["extensions"]))
-    manifest = build_manifest(root, genres=params["genres"], extensions=extensions,
-                              max_file_mb=params["limits"]["max_file_mb"], relative_to=root, n_jobs=2)
+    manifest = build_manifest(
+        root,
+        genres=params["genres"],
+        extensions=extensions,
+        max_file_mb=params["limits"]["max_file_mb"],
+        relative_to=root,
+        n_jobs=2,
+    )
     return {"root": root, "tracks": tracks, "manifest": manifest}
 
 
@@ -60,11 +76,15 @@ def test_ingestion_names_every_unreadable_file(gtzan_copy):
 def test_validation_measures_all_and_reports_every_failure(params, gtzan_copy, tmp_path, monkeypatch):
     from stages._cli import StageError
     from stages.validate import validate
+
     monkeypatch.setenv("MUSICGENRE_ROOT", str(gtzan_copy["root"]))  # manifest paths are relative to it
     local = copy.deepcopy(params)
-    local["paths"].update(manifest=str(tmp_path / "manifest.csv"), validate_dir=str(tmp_path / "validate"),
-                          tracks=str(tmp_path / "validate" / "tracks.csv"),
-                          audio_validation=str(tmp_path / "report"))
+    local["paths"].update(
+        manifest=str(tmp_path / "manifest.csv"),
+        validate_dir=str(tmp_path / "validate"),
+        tracks=str(tmp_path / "validate" / "tracks.csv"),
+        audio_validation=str(tmp_path / "report"),
+    )
     gtzan_copy["manifest"].to_csv(local["paths"]["manifest"], index=False)
     with pytest.raises(StageError) as stopped:  # undecodable and silent tracks are error-severity checks
         validate(local)
@@ -88,6 +108,7 @@ def test_validation_measures_all_and_reports_every_failure(params, gtzan_copy, t
 
 def test_predict_scores_the_good_and_names_the_bad(registry, batch):
     from musicgenre.predict import EXIT_FAILED, app
+
     result = CliRunner().invoke(app, [str(batch["folder"]), "--json", "--tracking-uri", registry["uri"]])
     assert result.exit_code == EXIT_FAILED, result.output
     records = {r["path"]: r for r in json.loads(result.stdout)}
@@ -103,6 +124,7 @@ def test_scoring_flow_refuses_escapes_and_names_the_bad(registry, batch, tmp_pat
     """monitoring.scoring (what the drift flow and `score-batch` run): refusals are stored with the batch."""
     from monitoring.scoring import load_scoring_model, score_batch
     from monitoring.store import read_table
+
     local = copy.deepcopy(registry["params"])
     local["monitoring"]["store"] = str(tmp_path / "store")
     champion = load_scoring_model(params=local, tracking_uri=registry["uri"])

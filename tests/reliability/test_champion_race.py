@@ -1,5 +1,6 @@
 """A protected champion, with real MLflow on sqlite: a worse model or a failed registration never
 moves the alias; two processes registering at once leave one consistent champion and log."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from musicgenre.registry import register
-from tests.model.conftest import write_model
+from tests.helpers import write_model
 from tests.workspace import local_registry
 
 pytestmark = pytest.mark.slow
@@ -38,18 +39,19 @@ print(json.dumps(record))
 def champion(*, uri: str, params: dict):
     settings = params["register"]
     return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
-        settings["model_name"], settings["alias"])
-
-
+        settings["model_name"], settings["alias"]
+    )
 
 
 def test_worse_model_and_failed_registration_never_move_the_champion(registry, monkeypatch):
     from musicgenre.models.data import load_tables
+
     uri, params = registry["uri"], registry["params"]
     before = champion(uri=uri, params=params)
     root = registry["root"]
-    worse_dir, worse = write_model(params=params, tables=load_tables(params=params), root=root / "worse",
-                                   name="chance", shuffle_labels=True)
+    worse_dir, worse = write_model(
+        params=params, tables=load_tables(params=params), root=root / "worse", name="chance", shuffle_labels=True
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     record = register(model_dir=worse_dir, scores=worse, params=params)
     assert record["decision"] == "kept previous champion" and record["challenger_score"] < record["previous_score"]
@@ -65,28 +67,46 @@ def test_worse_model_and_failed_registration_never_move_the_champion(registry, m
     assert str(champion(uri=uri, params=params).version) == str(before.version)
     assert log_path.read_text().splitlines() == decisions  # failures append no decision
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    newest = max(client.search_model_versions(f"name='{params['register']['model_name']}'"),
-                 key=lambda v: int(v.version))
+    newest = max(
+        client.search_model_versions(f"name='{params['register']['model_name']}'"), key=lambda v: int(v.version)
+    )
     assert "promotion" not in newest.tags  # the version the failed run created is never promoted
 
 
 def test_two_registrations_racing_leave_one_consistent_champion(registry, tmp_path):
     from musicgenre.models.data import load_tables
+
     uri, params = local_registry(registry["params"], tmp_path)
     tables = load_tables(params=params)
     racers = {}
     for name, shuffle in (("lr", False), ("chance", True)):
-        model_dir, scores = write_model(params=params, tables=tables, root=tmp_path / "models", name=name,
-                                        shuffle_labels=shuffle)
+        model_dir, scores = write_model(
+            params=params, tables=tables, root=tmp_path / "models", name=name, shuffle_labels=shuffle
+        )
         (tmp_path / f"{name}.json").write_text(json.dumps(scores))
         racers[name] = (model_dir, scores)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     go = tmp_path / "go"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    processes = {name: subprocess.Popen(
-        [sys.executable, "-c", RACER, str(model_dir), str(tmp_path / f"{name}.json"), str(tmp_path / "params.yaml"),
-         str(tmp_path / f"{name}.ready"), str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, (model_dir, _) in racers.items()}
+    processes = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RACER,
+                str(model_dir),
+                str(tmp_path / f"{name}.json"),
+                str(tmp_path / "params.yaml"),
+                str(tmp_path / f"{name}.ready"),
+                str(go),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (model_dir, _) in racers.items()
+    }
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not all((tmp_path / f"{name}.ready").exists() for name in racers) and time.monotonic() < deadline:
         time.sleep(0.05)

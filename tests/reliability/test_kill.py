@@ -1,6 +1,7 @@
 """Nothing half-written: SIGKILL to a running `python -m stages.featurize` in a throw-away DVC
 workspace leaves no partial features artifact that DVC would record; the next run completes and
 equals a clean extraction."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,14 @@ def workspace(gtzan_manifest, tmp_path_factory):
 
 def start_featurize(folder: Path) -> subprocess.Popen:
     env = {**os.environ, "MUSICGENRE_ROOT": str(folder)}
-    return subprocess.Popen([sys.executable, "-m", "stages.featurize"], cwd=folder, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stages.featurize"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def wait_until(condition, *, process: subprocess.Popen, poll_s: float) -> bool:
@@ -70,9 +77,13 @@ def clean_features(folder: Path) -> pd.DataFrame:
     params = load_params(folder / "params.yaml")
     tracks = pd.read_csv(folder / params["paths"]["tracks"])
     config = FeatureConfig.from_params(params)
-    results, failures = extract_batch([(t, folder / p) for t, p in zip(tracks["track"], tracks["path"])],
-                                      config=config, limits=Limits.from_params(params), n_jobs=1,
-                                      show_progress=False)
+    results, failures = extract_batch(
+        [(t, folder / p) for t, p in zip(tracks["track"], tracks["path"])],
+        config=config,
+        limits=Limits.from_params(params),
+        n_jobs=1,
+        show_progress=False,
+    )
     assert not failures
     table, _, _ = to_tables(results, config)
     return table.sort_values(["track", "segment"]).reset_index(drop=True)
@@ -99,16 +110,20 @@ def test_kill_during_extraction_leaves_nothing_and_rerun_matches(workspace):
 
 def read_set(folder: Path, params: dict) -> dict:
     """Every file of the features out, fully parsed (a half-written file would raise)."""
-    return {"features": pd.read_parquet(folder / Path(params["paths"]["features"]).name),
-            "logmel": np.load(folder / Path(params["paths"]["logmel"]).name),
-            "index": pd.read_parquet(folder / Path(params["paths"]["logmel_index"]).name),
-            "summary": json.loads((folder / "summary.json").read_text()), "names": sorted(os.listdir(folder))}
+    return {
+        "features": pd.read_parquet(folder / Path(params["paths"]["features"]).name),
+        "logmel": np.load(folder / Path(params["paths"]["logmel"]).name),
+        "index": pd.read_parquet(folder / Path(params["paths"]["logmel_index"]).name),
+        "summary": json.loads((folder / "summary.json").read_text()),
+        "names": sorted(os.listdir(folder)),
+    }
 
 
 def test_kill_while_publishing_keeps_a_complete_set(workspace, monkeypatch):
     """Killed while the new set is being written: the folder holds one complete set (or is absent,
     which DVC reports as deleted), and the hidden temp folder is cleared by the next run."""
     from stages.featurize import featurize
+
     params = load_params(workspace / "params.yaml")
     features_dir = workspace / params["paths"]["features_dir"]
     run_dvc(workspace, "repro", "featurize")  # a previous complete set (a no-op after the test above)

@@ -1,5 +1,6 @@
 """Limits and boundaries: size and duration refused from the header (before decoding), the scoring
 flow confined to its batch folder, models only from the registry, servers on loopback."""
+
 from __future__ import annotations
 
 import re
@@ -53,6 +54,7 @@ def test_size_limit_is_enforced_before_the_header_is_read(params, tmp_path):
 def test_special_files_are_refused_not_opened(tmp_path):
     """A FIFO named .wav would block a decoder forever; a folder named .wav is not audio either."""
     import os
+
     fifo, folder = tmp_path / "pipe.wav", tmp_path / "folder.wav"
     os.mkfifo(fifo)
     folder.mkdir()
@@ -96,6 +98,7 @@ def test_predict_cannot_load_a_model_from_a_user_path(tmp_path):
     import typer.main
 
     from musicgenre.predict import app
+
     command = typer.main.get_command(app)
     options = {name for param in command.params if param.param_type_name == "option" for name in param.opts}
     assert options == {"--json", "--tracking-uri", "--model-name", "--params"}
@@ -112,9 +115,15 @@ def test_predict_cannot_load_a_model_from_a_user_path(tmp_path):
 
 def project_text_files() -> list[Path]:
     skip = {".venv", ".git", ".dvc", "node_modules", "mlartifacts", "reliability"}
-    return [p for p in PROJECT_ROOT.rglob("*") if p.suffix in TEXT_SUFFIXES | {""} and p.is_file()
-            and not skip & set(p.relative_to(PROJECT_ROOT).parts) and p.stat().st_size < 1_000_000
-            and (p.suffix or p.name == "Makefile")]
+    return [
+        p
+        for p in PROJECT_ROOT.rglob("*")
+        if p.suffix in TEXT_SUFFIXES | {""}
+        and p.is_file()
+        and not skip & set(p.relative_to(PROJECT_ROOT).parts)
+        and p.stat().st_size < 1_000_000
+        and (p.suffix or p.name == "Makefile")
+    ]
 
 
 def params_hosts(node, prefix: str = ""):

@@ -1,0 +1,111 @@
+"""The drift summary of one batch: written as reports/drift/<batch_id>/summary.json, returned by the drift
+flow, printed by `score-batch --json`, read by the alert, the flow's artifact and the terminal report.
+
+Its shape is defined here once; producers build a DriftSummary and readers go through its fields, so a
+renamed key fails in one place (and in mypy), not as a KeyError in a reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FeatureSignal:
+    """Share and count of drifted features; fired when the share reaches the threshold."""
+
+    share: float
+    count: int
+    threshold: float
+    fired: bool
+
+
+@dataclass(frozen=True)
+class GenreSignal:
+    """Predicted-genre distribution test (chi-square) against the reference."""
+
+    p_value: float
+    threshold: float
+    fired: bool
+
+
+@dataclass(frozen=True)
+class ConfidenceSignal:
+    """Mean max-probability of the champion, reference vs batch."""
+
+    reference_mean: float
+    current_mean: float
+    drop: float
+    change_pct: float
+    threshold: float
+    fired: bool
+
+
+@dataclass(frozen=True)
+class Signals:
+    features: FeatureSignal
+    genre_distribution: GenreSignal
+    confidence: ConfidenceSignal
+
+    def fired(self, name: str) -> bool:
+        """Whether the signal called `name` (monitoring.verdict_on spells these names) fired."""
+        signal = getattr(self, name, None)
+        if signal is None:
+            raise KeyError(f"no drift signal {name!r} (features, genre_distribution, confidence)")
+        return bool(signal.fired)
+
+
+@dataclass(frozen=True)
+class GenreShare:
+    genre: str
+    reference_share: float
+    current_share: float
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+
+@dataclass
+class DriftSummary:
+    batch_id: str
+    created_at: str
+    verdict: str  # "drift" | "no-drift"
+    drift: bool
+    decided_by: list[str]  # the signals that decide the verdict (monitoring.verdict_on)
+    n_current: int
+    n_reference: int
+    model: ModelRef
+    test: dict[str, Any]  # {method, threshold} of the per-feature test
+    signals: Signals
+    top_features: list[dict[str, Any]]  # feature, p_value, distance, means, change_pct, shift_sd, ...
+    top_features_text: list[str]
+    genre_distribution: list[GenreShare]
+    # filled in after the analysis, by monitoring.check.check_batch
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    run_id: str | None = None
+    alert: dict[str, Any] | None = None
+    report_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftSummary:
+        """The summary from its dict form (summary.json, a flow result); a missing key raises KeyError."""
+        signals = data["signals"]
+        return cls(
+            **{
+                **data,
+                "model": ModelRef(name=data["model"]["name"], version=str(data["model"]["version"])),
+                "signals": Signals(
+                    features=FeatureSignal(**signals["features"]),
+                    genre_distribution=GenreSignal(**signals["genre_distribution"]),
+                    confidence=ConfidenceSignal(**signals["confidence"]),
+                ),
+                "genre_distribution": [GenreShare(**row) for row in data["genre_distribution"]],
+            }
+        )
