@@ -22,7 +22,8 @@ from rich.table import Table
 
 from monitoring.summary import DriftSummary
 from musicgenre.config import load_params
-from musicgenre.errors import RegistryError, one_line, reported
+from musicgenre.errors import RegistryError, reported
+from musicgenre.serving.champion import NoChampion
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="Drift monitoring of new music")
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
@@ -75,8 +76,8 @@ def score_batch_command(
         params = load_params(params_file)
         try:
             champion = load_scoring_model(params=params, tracking_uri=tracking_uri)
-        except Exception as exc:  # the registry raises MlflowException when no champion exists
-            raise RegistryError(f"no champion to score with: {one_line(exc)}") from exc
+        except NoChampion as exc:
+            raise RegistryError(f"no champion to score with: {exc}") from exc
         from monitoring.check import check_batch  # Evidently (seconds to import) only once a champion is there
 
         summary = check_batch(

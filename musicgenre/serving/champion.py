@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..config import load_params, project_root
+from ..errors import GenreError
 from ..io import atomic_dir
 from .loader import open_bundle
 
@@ -30,7 +31,7 @@ BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact holding the bundle (registry.l
 BUNDLE_TAG = "bundle_sha256"
 
 
-class NoChampion(LookupError):
+class NoChampion(GenreError, LookupError):
     """The registry has no version under the alias (or no such model)."""
 
 

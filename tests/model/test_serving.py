@@ -211,7 +211,8 @@ def test_changed_or_corrupt_model_files_are_named(transfer_champion, tmp_path):
         Tagger(onnx.parent, config=EmbeddingConfig.from_params(transfer_champion["params"]))
 
 
-def test_deep_champion_serves_from_onnx_without_tensorflow(params, tmp_path, gtzan_slice):
+@pytest.mark.slow
+def test_deep_champion_serves_from_onnx_without_tensorflow(params, pipeline_artifacts, tmp_path, gtzan_slice):
     """A CNN trained by the train stage (one short epoch), registered, then predicted in a process
     that must not import TensorFlow or Keras."""
     champion = train_and_register(
