@@ -1,0 +1,77 @@
+"""Out-of-fold probabilities: every track scored by a model that never saw its artist.
+
+Repeated artist-grouped k-fold over the given tracks (musicgenre.splits.grouped_folds; repeat r uses
+seed + r, so every model of one run sees the same folds and comparisons between models are paired).
+The rows are the input of grouped-CV scores, calibration, conformal sets and accuracy estimation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .models import fit_predictor
+from .models.data import Tables, track_features
+from .models.predictor import proba_columns
+from .splits import grouped_folds
+
+if TYPE_CHECKING:
+    from .tagger import TaggerRef
+
+
+def fold_plan(
+    tracks: pd.DataFrame, *, folds: int, repeats: int, seed: int
+) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(repeat, fold, train_idx, test_idx) of every fit, the same for every model given the same tracks."""
+    plan = []
+    for repeat in range(repeats):
+        with warnings.catch_warnings():  # a genre with fewer artists than folds is expected on subsets
+            warnings.simplefilter("ignore", UserWarning)
+            pairs = grouped_folds(tracks, n_splits=folds, seed=seed + repeat)
+        plan += [(repeat, fold, train, test) for fold, (train, test) in enumerate(pairs)]
+    return plan
+
+
+def out_of_fold(
+    *,
+    name: str,
+    settings: dict[str, Any],
+    tables: Tables,
+    tracks: pd.DataFrame,
+    classes: list[str],
+    seed: int,
+    folds: int,
+    repeats: int,
+    threads: int,
+    embedding: TaggerRef | None = None,
+) -> pd.DataFrame:
+    """repeat, fold, track, genre, proba_<genre> x classes: one row per track per repeat.
+    `tracks` needs track, genre and artist_group columns."""
+    tracks = tracks.reset_index(drop=True)
+    labels = tracks["genre"].map(classes.index).to_numpy()
+    items = track_features(tables=tables, tracks=tracks["track"])
+    parts = []
+    for repeat, fold, train_idx, test_idx in fold_plan(tracks, folds=folds, repeats=repeats, seed=seed):
+        held_out = [items[i] for i in test_idx]
+        predictor = fit_predictor(
+            name=name,
+            settings=settings,
+            seed=seed,
+            classes=classes,
+            threads=threads,
+            train_items=[items[i] for i in train_idx],
+            train_labels=labels[train_idx],
+            valid_items=held_out,
+            valid_labels=labels[test_idx],
+            embedding=embedding,
+        )
+        rows = tracks.loc[test_idx, ["track", "genre"]].reset_index(drop=True)
+        rows.insert(0, "fold", fold)
+        rows.insert(0, "repeat", repeat)
+        parts.append(
+            pd.concat([rows, pd.DataFrame(predictor.predict_proba(held_out), columns=proba_columns(classes))], axis=1)
+        )
+    return pd.concat(parts, ignore_index=True)
