@@ -6,7 +6,6 @@ and every trained model's warm latency through the same served path."""
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import socket
 import subprocess
@@ -37,18 +36,29 @@ def warm_time(fn: Callable[[], Any], repeats: int, clock: Callable[[], float] = 
     return float(np.median(times))
 
 
+# Runs the command and reports its wall time and peak RSS. A child forked from this (large) benchmark
+# process starts with the parent's pages counted in its maximum RSS; one forked from this small
+# wrapper does not, so the wrapper's RUSAGE_CHILDREN is the command's own peak.
+MEASURE = (
+    "import resource, subprocess, sys, time; start = time.perf_counter(); "
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)"
+)
+
+
 def cold_predict(clip: str, runs: int) -> dict[str, float]:
     """Median wall seconds and peak RSS (MB) of `runs` fresh `predict clip --json` processes."""
     command = [str(Path(sys.executable).with_name("predict")), clip, "--json"]
     walls, rss = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=project_root(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        walls.append(time.perf_counter() - start)
-        rss.append(usage.ru_maxrss / 1024)  # kilobytes on Linux
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"predict failed: {process.stderr.read().decode()[-300:]}")
+        result = subprocess.run(
+            [sys.executable, "-c", MEASURE, *command], cwd=project_root(), capture_output=True, text=True, check=True
+        )
+        wall, peak_kb, code = result.stdout.split()
+        if code != "0":
+            raise RuntimeError(f"predict exited {code}: {result.stderr[-300:]}")
+        walls.append(float(wall))
+        rss.append(int(peak_kb) / 1024)  # kilobytes on Linux
     return {
         "wall_s": float(np.median(walls)),
         "rss_mb": float(np.median(rss)),

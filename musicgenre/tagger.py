@@ -85,16 +85,22 @@ def read_front_end(folder: Path) -> FrontEnd:
         raise ModelFileError(f"{path}: not a readable tagger spec ({exc})") from None
 
 
-def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
-    """(frames, 1 + n_fft // 2) |STFT|^2 as librosa computes it: centred frames, zero padding, periodic Hann."""
-    y = np.asarray(y, dtype=np.float32)
-    padded = np.pad(y, n_fft // 2)
+def stft_frames(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """(frames, n_fft) view of the signal framed as librosa frames it: centred, zero padding."""
+    padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2)
     count = 1 + (len(padded) - n_fft) // hop_length
-    frames = np.lib.stride_tricks.as_strided(
-        padded, shape=(count, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0])
-    )
+    step = padded.strides[0]
+    return np.lib.stride_tricks.as_strided(padded, shape=(count, n_fft), strides=(step * hop_length, step))
+
+
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, frames: np.ndarray | None = None) -> np.ndarray:
+    """(frames, 1 + n_fft // 2) |STFT|^2 as librosa computes it (periodic Hann window); only the frames
+    `frames` indexes when given, the same rows a full spectrogram would have."""
+    framed = stft_frames(y, n_fft=n_fft, hop_length=hop_length)
+    if frames is not None:
+        framed = framed[frames]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    spectrum = np.fft.rfft(frames * window, axis=1).astype(np.complex64)
+    spectrum = np.fft.rfft(framed * window, axis=1).astype(np.complex64)
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 
@@ -112,6 +118,7 @@ class Tagger:
         self.folder, self.config = Path(folder), config
         self.front = read_front_end(self.folder)
         self.mel_basis = _read_mel_basis(self.folder / MEL_FILE)
+        self.mel_matrix = np.ascontiguousarray(self.mel_basis.T)  # (bins, mels): power rows @ it
         self.session = onnx_session(self.folder / MODEL_FILE, threads=config.threads)
 
     @property
@@ -119,15 +126,16 @@ class Tagger:
         return self.front.sample_rate
 
     def patches(self, y: np.ndarray) -> np.ndarray:
-        """(patches, frames, n_mels) float32 log-mel patches of the signal, the chosen ones only."""
+        """(patches, frames, n_mels) float32 log-mel patches of the signal, the chosen ones only (only
+        their STFT frames are computed)."""
         f = self.front
-        power = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length)
-        available = power.shape[0] // f.patch_frames
+        available = len(stft_frames(y, n_fft=f.n_fft, hop_length=f.hop_length)) // f.patch_frames
         if available == 0:
             raise ValueError(f"audio shorter than one {f.patch_frames}-frame patch of the tagger")
         chosen = patch_indices(available=available, max_patches=self.config.max_patches)
-        windows = power[: available * f.patch_frames].reshape(available, f.patch_frames, -1)[chosen]
-        mel = windows @ self.mel_basis.T
+        frames = (chosen[:, None] * f.patch_frames + np.arange(f.patch_frames)).ravel()
+        power = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length, frames=frames)
+        mel = (power @ self.mel_matrix).reshape(len(chosen), f.patch_frames, -1)  # one 2-D BLAS product
         return np.log10(self.config.log_compression * mel + 1.0, dtype=np.float32)
 
     def activations(self, batch: np.ndarray) -> np.ndarray:

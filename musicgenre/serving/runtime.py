@@ -66,8 +66,11 @@ class BundleModel:
 
     def predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
         """(files, classes) probabilities, a NaN row for a file that failed; per file its error or ''."""
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            outcomes = list(pool.map(self.extract, [str(p) for p in paths]))
+        if self.workers == 1:  # one file at a time in this thread: the tagger uses every core itself
+            outcomes = [self.extract(str(path)) for path in paths]
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                outcomes = list(pool.map(self.extract, [str(p) for p in paths]))
         proba = np.full((len(outcomes), len(self.classes)), np.nan)
         good = {i: outcome for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)}
         if good:
