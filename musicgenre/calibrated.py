@@ -45,8 +45,23 @@ def cross_fitted(*, oof: pd.DataFrame, classes: list[str], coverage: float) -> d
     return {"proba": proba, "labels": labels, "calibrated": calibrated, "covered": covered, "sizes": sizes}
 
 
-def calibration_summary(*, oof: pd.DataFrame, classes: list[str], bins: int, coverage: float) -> dict[str, Any]:
-    """The served temperature and threshold, and the cross-fitted ECE, coverage and mean set size."""
+def ece_floor(*, proba: np.ndarray, bins: int, draws: int, seed: int) -> float:
+    """The ECE perfectly calibrated probabilities would show on this many rows (labels drawn from the rows
+    themselves): with ~400 rows in 15 bins, sampling noise alone gives a few points, so an ECE is read
+    against it."""
+    rng, cumulative = np.random.default_rng(seed), np.cumsum(proba, axis=1)
+    values = []
+    for _ in range(draws):  # inverse-CDF draw of one label per row
+        labels = np.minimum((rng.random((len(proba), 1)) > cumulative).sum(axis=1), proba.shape[1] - 1)
+        values.append(expected_calibration_error(proba, labels, bins=bins))
+    return float(np.mean(values))
+
+
+def calibration_summary(
+    *, oof: pd.DataFrame, classes: list[str], bins: int, coverage: float, floor_draws: int, seed: int
+) -> dict[str, Any]:
+    """The served temperature and threshold, and the cross-fitted ECE (with its noise floor), coverage and
+    mean set size."""
     rows = cross_fitted(oof=oof, classes=classes, coverage=coverage)
     proba, labels = rows["proba"], rows["labels"]
     temperature = fit_temperature(proba, labels)
@@ -60,6 +75,7 @@ def calibration_summary(*, oof: pd.DataFrame, classes: list[str], bins: int, cov
         "coverage_target": coverage,
         "ece_raw": expected_calibration_error(proba, labels, bins=bins),
         "ece": expected_calibration_error(rows["calibrated"], labels, bins=bins),
+        "ece_floor": ece_floor(proba=rows["calibrated"], bins=bins, draws=floor_draws, seed=seed),
         "coverage": float(rows["covered"].mean()),
         "coverage_min_fold": float(per_fold.min()),
         "set_size": float(rows["sizes"].mean()),

@@ -60,7 +60,7 @@ def render(*, records: list[dict[str, Any]], console: Console, top_k: int) -> No
     table.add_column("file", overflow="fold")
     for rank in range(1, top_k + 1):
         table.add_column(f"#{rank}")
-    table.add_column("genre set")  # split-conformal: holds the true genre with the bundle's coverage target
+    table.add_column("set")  # split-conformal: holds the true genre with the bundle's coverage target
     for record in records:
         if "error" in record:
             continue

@@ -138,7 +138,12 @@ def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], ou
     calibration = {}
     for model in sorted(oof):
         calibration[model] = calibration_summary(
-            oof=frame[frame["model"] == model], classes=genres, bins=check["ece_bins"], coverage=check["coverage"]
+            oof=frame[frame["model"] == model],
+            classes=genres,
+            bins=check["ece_bins"],
+            coverage=check["coverage"],
+            floor_draws=check["floor_draws"],
+            seed=params["seed"],
         )
         plot_reliability(
             summary=calibration[model],
@@ -222,7 +227,8 @@ def notes(*, params: dict[str, Any], skipped: dict[str, str], selection: dict[st
         verdict = (champion["ece"] <= check["max_ece"], champion["coverage"] >= check["min_coverage"])
         text += (
             f"Champion {selection['champion']}: calibrated ECE {champion['ece']:.3f} "
-            f"({'meets' if verdict[0] else 'MISSES'} ≤ {check['max_ece']}), coverage {champion['coverage']:.3f} "
+            f"({'meets' if verdict[0] else 'MISSES'} ≤ {check['max_ece']}; perfectly calibrated rows would show "
+            f"{champion['ece_floor']:.3f} from sampling noise alone), coverage {champion['coverage']:.3f} "
             f"({'meets' if verdict[1] else 'MISSES'} ≥ {check['min_coverage']}), mean set size "
             f"{champion['set_size']:.2f}, temperature {champion['temperature']:.3f}.\n"
         )

@@ -12,6 +12,7 @@ from musicgenre.config import resolve
 from musicgenre.io import write_json
 from musicgenre.registry import choose_champion, register, resolve_tracking_uri
 from musicgenre.selection import fold_fingerprint
+from musicgenre.tracking import log_pipeline_runs
 from stages._cli import StageError, run_stage
 
 
@@ -46,6 +47,8 @@ def register_stage(params: dict[str, Any]) -> dict[str, Any]:
         "cv_fold_scores": {"fingerprint": fold_identity(params), "scores": rivals[model]},
     }
     calibration = {k: selection["calibration"][model][k] for k in ("temperature", "threshold", "coverage_target")}
+    # every model of this run as MLflow runs under one parent (not registered), then the chosen one registered
+    log_pipeline_runs(params=params, metrics=metrics, selection=selection, uri=resolve_tracking_uri(params=params))
     record = register(model_dir=model_dir, scores=scores, params=params, rivals=rivals, calibration=calibration)
     client = MlflowClient(tracking_uri=resolve_tracking_uri(params=params))
     champion = client.get_model_version_by_alias(settings["model_name"], settings["alias"])
