@@ -84,6 +84,8 @@ def main(
     """Print the top genres of each audio file with the champion model from the MLflow registry."""
     params = load_params(params_file)
     settings, console = params["predict"], Console(stderr=False)
+    if not console.is_terminal:  # piped or captured output is read whole: no folding of paths at 80 columns
+        console = Console(stderr=False, width=settings["table_width"])
     files, errors = collect(paths=paths, extensions=settings["extensions"])
     if not files and not errors:
         typer.echo(f"no audio files ({', '.join(settings['extensions'])}) under {[str(p) for p in paths]}", err=True)
