@@ -56,17 +56,17 @@ def accuracies(summary: Summary) -> str:
 
 
 def best_model(summary: Summary) -> str:
-    """'20 runs scored; best grouped-CV macro-F1 0.712 ± 0.090 (transfer_logreg)': the selection's number."""
+    """'20 runs scored; best valid macro-F1 0.712 (transfer_logreg, grouped)'."""
     runs = [
-        (m["cv_macro_f1_mean"], m["cv_macro_f1_std"], model)
-        for model, by in summary.items()
-        if "cv_macro_f1_mean" in (m := by.get("grouped", {}))
+        (scores["valid"]["macro_f1"], model, protocol)
+        for model, by_protocol in summary.items()
+        for protocol, scores in by_protocol.items()
+        if "macro_f1" in scores.get("valid", {})
     ]
-    scored = sum(len(by_protocol) for by_protocol in summary.values())
     if not runs:
-        return f"{scored} runs scored; no model cross-validated"
-    mean, std, model = max(runs)
-    return f"{scored} runs scored; best grouped-CV macro-F1 {mean:.3f} ± {std:.3f} ({model})"
+        return "no run with valid-split metrics"
+    score, model, protocol = max(runs)
+    return f"{len(runs)} runs scored; best valid macro-F1 {score:.3f} ({model}, {protocol})"
 
 
 def promotion(summary: Summary) -> str:
