@@ -22,9 +22,12 @@ def run_metrics(scores: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in flat.items() if isinstance(value, (int, float))}
 
 
-def log_model_run(*, model: str, protocol: str, scores: dict[str, Any], params: dict[str, Any], figures: Path) -> None:
+def log_model_run(
+    *, model: str, protocol: str, scores: dict[str, Any], params: dict[str, Any], figures: Path, experiment: str
+) -> None:
     """One child run: the model's params.models section, its metrics and its figures."""
-    with mlflow.start_run(run_name=f"{model}-{protocol}", nested=True):
+    # a nested run lands in the default experiment (and ./mlruns) unless given the parent's experiment
+    with mlflow.start_run(experiment_id=experiment, run_name=f"{model}-{protocol}", nested=True):
         mlflow.log_params({**flatten("model", params["models"].get(model, {})), "protocol": protocol})
         mlflow.log_metrics(run_metrics(scores))
         mlflow.set_tags({"model": model, "protocol": protocol})
@@ -55,5 +58,7 @@ def log_pipeline_runs(*, params: dict[str, Any], metrics: dict[str, Any], select
         mlflow.log_metrics({f"nested_{k}": float(v) for k, v in nested.items() if isinstance(v, (int, float))})
         for model, by_protocol in sorted(metrics.items()):
             for protocol, scores in sorted(by_protocol.items()):
-                log_model_run(model=model, protocol=protocol, scores=scores, params=params, figures=figures)
+                log_model_run(
+                    model=model, protocol=protocol, scores=scores, params=params, figures=figures, experiment=exp
+                )
         return parent.info.run_id
