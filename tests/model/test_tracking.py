@@ -26,7 +26,7 @@ def test_children_under_one_parent_with_metrics_and_figures(params, tmp_path, mo
     selection = {"champion": "svm", "nested": {"macro_f1_mean": 0.58, "chosen": {"svm": 15}}}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     parent = log_pipeline_runs(params=local, metrics=metrics, selection=selection, uri=uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name(local["register"]["experiment"])
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(runs) == {"pipeline", "svm-grouped", "svm-random", "cnn-grouped"}
