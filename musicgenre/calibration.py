@@ -8,7 +8,6 @@ judged on. Labels are class indices.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 EPS = 1e-12
 
@@ -23,6 +22,8 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(proba: np.ndarray, labels: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """The temperature minimising the negative log-likelihood of the true classes (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar  # fitting only: serving applies a stored temperature
+
     labels = np.asarray(labels, int)
 
     def nll(log_t: float) -> float:

@@ -1,4 +1,5 @@
-"""`predict PATH...`: top genres of audio files with the registry's champion model.
+"""`predict PATH...`: top genres of audio files with the registry's champion model, with calibrated
+probabilities and the split-conformal genre set (e.g. "rock | metal", `"set"` in --json).
 
 Exit codes: 0 every file scored, 1 some files failed (each named with its reason), 2 usage error
 or no champion in the registry.
@@ -40,18 +41,17 @@ def collect(*, paths: list[Path], extensions: list[str]) -> tuple[list[Path], li
 
 
 def ranked(
-    *, paths: list[str], proba: np.ndarray, errors: list[str], classes: list[str], top_k: int
+    *, paths: list[str], proba: np.ndarray, errors: list[str], sets: list[list[str]], classes: list[str], top_k: int
 ) -> list[dict[str, Any]]:
-    """One record per file: its top-k genres with probabilities, or its error."""
+    """One record per file: its top-k genres with (calibrated) probabilities and its genre set, or its error."""
     records: list[dict[str, Any]] = []
-    for path, row, error in zip(paths, proba, errors):
+    for path, row, error, chosen in zip(paths, proba, errors, sets):
         if error:
             records.append({"path": path, "error": error})
             continue
         order = np.argsort(-row, kind="stable")[:top_k]
-        records.append(
-            {"path": path, "top": [{"genre": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
-        )
+        top = [{"genre": classes[i], "probability": round(float(row[i]), 4)} for i in order]
+        records.append({"path": path, "top": top, "set": chosen})
     return records
 
 
@@ -60,11 +60,13 @@ def render(*, records: list[dict[str, Any]], console: Console, top_k: int) -> No
     table.add_column("file", overflow="fold")
     for rank in range(1, top_k + 1):
         table.add_column(f"#{rank}")
+    table.add_column("set")  # split-conformal: holds the true genre with the bundle's coverage target
     for record in records:
         if "error" in record:
             continue
         cells = [f"{p['genre']} {p['probability']:.1%}" for p in record["top"]]
-        table.add_row(record["path"], *cells, *[""] * (top_k - len(cells)))
+        genres = " | ".join(record["set"]) or "–"
+        table.add_row(record["path"], *cells, *[""] * (top_k - len(cells)), genres)
     console.print(table)
     for record in records:
         if "error" in record:
@@ -82,15 +84,24 @@ def main(
     """Print the top genres of each audio file with the champion model from the MLflow registry."""
     params = load_params(params_file)
     settings, console = params["predict"], Console(stderr=False)
+    if not console.is_terminal:  # piped or captured output is read whole: no folding of paths at 80 columns
+        console = Console(stderr=False, width=settings["table_width"])
     files, errors = collect(paths=paths, extensions=settings["extensions"])
     if not files and not errors:
         typer.echo(f"no audio files ({', '.join(settings['extensions'])}) under {[str(p) for p in paths]}", err=True)
         raise typer.Exit(EXIT_USAGE)
     records = []
     if files:
-        classes, proba, failures = score(files=files, params=params, tracking_uri=tracking_uri, model_name=model_name)
+        classes, proba, failures, sets = score(
+            files=files, params=params, tracking_uri=tracking_uri, model_name=model_name
+        )
         records = ranked(
-            paths=[str(f) for f in files], proba=proba, errors=failures, classes=classes, top_k=settings["top_k"]
+            paths=[str(f) for f in files],
+            proba=proba,
+            errors=failures,
+            sets=sets,
+            classes=classes,
+            top_k=settings["top_k"],
         )
     records += errors
     if as_json:
@@ -102,8 +113,9 @@ def main(
 
 def score(
     *, files: list[Path], params: dict[str, Any], tracking_uri: str | None, model_name: str | None
-) -> tuple[list[str], np.ndarray, list[str]]:
-    """The champion's classes, probabilities and per-file errors; no champion is a usage error (exit 2)."""
+) -> tuple[list[str], np.ndarray, list[str], list[list[str]]]:
+    """The champion's classes, calibrated probabilities, per-file errors and genre sets; no champion is a
+    usage error (exit 2)."""
     from .serving.champion import NoChampion, open_champion, resolve_tracking_uri
 
     settings = params["register"]
@@ -117,7 +129,9 @@ def score(
         typer.echo(f"no champion model in the registry: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     proba, errors = model.predict_paths([str(f) for f in files])
-    return model.classes, proba, errors
+    # a version registered before bundles carried a calibration has no sets
+    sets = model.genre_sets(proba) if hasattr(model, "genre_sets") else [[] for _ in files]
+    return model.classes, proba, errors, sets
 
 
 if __name__ == "__main__":

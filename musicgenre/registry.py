@@ -6,15 +6,18 @@ The pyfunc (pyfunc_model.py) opens the bundle with the bundle's own code, so a v
 outputs after the project changes; its logged requirements are the serving runtime's (ONNX Runtime,
 not TensorFlow). The version's `bundle_sha256` tag lets every reader check what it loads.
 
-Promotion rule: a new version becomes `champion` only if its valid-split metric beats the current
-champion's on the SAME evaluation data (same valid tracks with the same audio hashes). If the
-champion was scored on other data, both are re-scored through their pyfuncs on the current valid
-tracks before comparing. Ties keep the current champion.
+Promotion rule (musicgenre.selection.paired_gain): a new version becomes `champion` only if its
+grouped-CV metric beats the current champion's on the SAME folds (same fold plan, same tracks, same
+audio hashes: the `cv_fingerprint` tag) by more than fold noise explains: the mean per-fold gain's
+paired-bootstrap interval (register.gate: resamples, confidence) must lie above 0. The champion's
+per-fold scores are its version's `cv_fold_scores` tag when its fingerprint matches, else this run's
+scores of the champion's configuration (same model name and logged model params, re-cross-validated on
+the current folds). A champion that cannot be scored on the current folds is kept, and the record says
+why. The first version becomes champion. The rule is written into every promotion record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -25,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
 from filelock import FileLock
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PyFuncModel
@@ -34,7 +36,8 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 
 from .config import load_params, project_root, resolve
 from .features import FeatureConfig
-from .models.predictor import PREDICTIONS_FILE, ModelMeta, classes_of, proba_columns
+from .models.predictor import ModelMeta, proba_columns
+from .selection import paired_gain
 from .serving.bundle import build_bundle
 from .serving.champion import BUNDLE_ARTIFACT, BUNDLE_TAG, resolve_tracking_uri
 
@@ -52,19 +55,22 @@ def lock_path(*, uri: str, fallback_dir: Path) -> Path:
 
 
 def choose_champion(*, metrics: dict[str, dict[str, Any]], protocol: str, metric: str) -> str:
-    """The model with the best VALID metric under `protocol` (lower valid log loss breaks ties)."""
-    candidates = [
-        (model, runs[protocol]["valid"]) for model, runs in metrics.items() if "valid" in runs.get(protocol, {})
-    ]
+    """The model with the best mean grouped-CV `metric` under `protocol` (never valid or test; the lower
+    fold spread breaks ties). Models that were not cross-validated cannot be chosen."""
+    key = f"cv_{metric}_mean"
+    candidates = [(model, runs[protocol]) for model, runs in metrics.items() if key in runs.get(protocol, {})]
     if not candidates:
-        raise ValueError(f"no model has valid-split metrics under protocol {protocol!r}")
-    return max(candidates, key=lambda item: (item[1][metric], -item[1]["log_loss"], item[0]))[0]
+        raise ValueError(f"no model has grouped-CV {metric} under protocol {protocol!r}")
+    return max(candidates, key=lambda item: (item[1][key], -item[1][f"cv_{metric}_std"], item[0]))[0]
 
 
-def valid_fingerprint(*, tracks: list[str], hashes: dict[str, str]) -> str:
-    """Identity of the evaluation data: the valid track ids and their audio content hashes."""
-    lines = "\n".join(f"{track}:{hashes.get(track, '?')}" for track in sorted(tracks))
-    return hashlib.sha256(lines.encode()).hexdigest()
+def gate_rule(*, metric: str, gate: dict[str, Any]) -> str:
+    """The promotion rule in words, as written into every record."""
+    return (
+        f"promote iff the lower end of the {gate['confidence']:.0%} paired-bootstrap interval "
+        f"({gate['resamples']} resamples over folds) of the mean per-fold gain in grouped-CV {metric} "
+        "(challenger - champion, same folds) is above 0"
+    )
 
 
 def git_commit() -> str:
@@ -133,7 +139,9 @@ def experiment_id(*, client: MlflowClient, name: str, artifact_root: Path) -> st
         return raced.experiment_id
 
 
-def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], uri: str, fingerprint: str) -> str:
+def log_version(
+    *, model_dir: Path, scores: dict[str, Any], params: dict[str, Any], uri: str, calibration: dict[str, Any] | None
+) -> str:
     """Log one run (params, metrics, lineage, the pyfunc over its bundle) and register it; returns the version."""
     settings, meta = params["register"], ModelMeta.read(model_dir)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -146,9 +154,10 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
         mlflow.start_run(experiment_id=exp, run_name=f"{meta.model}-{meta.protocol}"),
     ):
         bundle = Path(scratch) / BUNDLE_ARTIFACT
-        bundle_sha = build_bundle(
-            model_dir=model_dir, target=bundle, settings={"features": features, "limits": params["limits"]}
-        )
+        runtime = {"features": features, "limits": params["limits"]}
+        # the served probabilities are temperature-scaled and carry the genre-set threshold (runtime.json)
+        runtime.update({"calibration": calibration} if calibration else {})
+        bundle_sha = build_bundle(model_dir=model_dir, target=bundle, settings=runtime)
         mlflow.log_params(
             {
                 **flatten("model", meta.params),
@@ -164,11 +173,13 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
         mlflow.log_metrics(
             {f"{split}_{name}": value for split in ("valid", "test") for name, value in scores.get(split, {}).items()}
         )
-        mlflow.log_metrics({name: value for name, value in scores.items() if name.startswith("cv_")})
+        mlflow.log_metrics({name: value for name, value in scores.items() if isinstance(value, (int, float))})
+        folds = scores.get("cv_fold_scores", {})
         lineage = {
             "git_commit": git_commit(),
             "data_md5": data_md5(),
-            "valid_fingerprint": fingerprint,
+            "cv_fingerprint": folds.get("fingerprint", "none"),
+            "cv_fold_scores": json.dumps(folds.get("scores", [])),
             "model": meta.model,
             "protocol": meta.protocol,
             BUNDLE_TAG: bundle_sha,
@@ -183,59 +194,63 @@ def log_version(*, model_dir: Path, scores: dict[str, Any], params: dict[str, An
             registered_model_name=settings["model_name"],
         )
     version = str(info.registered_model_version)
-    for key, value in {**lineage, f"valid_{settings['metric']}": scores["valid"][settings["metric"]]}.items():
+    for key, value in lineage.items():
         client.set_model_version_tag(settings["model_name"], version, key, str(value))
     return version
 
 
-def rescore(*, uri: str, name: str, version: str, valid: pd.DataFrame, metric: str) -> float:
-    """A version's valid metric recomputed through its pyfunc on the given valid tracks (path, genre)."""
-    from .evaluation import split_metrics
-
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    out = model.predict(valid[["path"]])
-    if (out["error"] != "").any():
-        raise ValueError(f"re-scoring version {version} failed on {out.loc[out['error'] != '', 'error'].tolist()[:3]}")
-    frame = out.assign(genre=valid["genre"].to_numpy(), track=valid["track"].to_numpy())
-    classes = classes_of(list(out.columns))
-    return split_metrics(frame=frame, classes=classes)[metric]
+def champion_folds(
+    *, client: MlflowClient, current: Any, fingerprint: str, rivals: dict[str, list[float]], params: dict[str, Any]
+) -> tuple[list[float] | None, str]:
+    """The champion's per-fold scores on the challenger's folds, and where they come from."""
+    if current.tags.get("cv_fingerprint") == fingerprint:
+        return json.loads(current.tags["cv_fold_scores"]), "stored fold scores, same folds"
+    model = current.tags.get("model")
+    logged = {k: v for k, v in client.get_run(current.run_id).data.params.items() if k.startswith("model.")}
+    configured = {k: str(v) for k, v in flatten("model", params["models"].get(model, {})).items()}
+    same_config = bool(configured) and all(logged.get(k) == v for k, v in configured.items())
+    if model in rivals and same_config:
+        return rivals[model], "champion's configuration re-cross-validated on the current folds"
+    return None, f"champion ({model}) has no scores on the current folds and its configuration was not re-run"
 
 
 def decide(
     *,
     client: MlflowClient,
-    settings: dict[str, Any],
+    params: dict[str, Any],
     version: str,
-    score: float,
-    fingerprint: str,
-    valid: pd.DataFrame | None,
-    uri: str,
+    scores: dict[str, Any],
+    rivals: dict[str, list[float]],
 ) -> dict[str, Any]:
-    """Compare the challenger with the current champion on the same data; record the decision."""
+    """Compare the challenger with the current champion on the same folds (paired gate); record the decision."""
+    settings = params["register"]
     name, alias, metric = settings["model_name"], settings["alias"], settings["metric"]
     try:
         current = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         current = None
-    record = {
+    record: dict[str, Any] = {
         "timestamp": datetime.now(timezone.utc).isoformat(),
         "model_name": name,
-        "metric": f"valid_{metric}",
+        "metric": f"grouped_cv_{metric}",
+        "rule": gate_rule(metric=metric, gate=settings["gate"]),
         "challenger_version": version,
-        "challenger_score": score,
+        "challenger_score": scores.get(f"cv_{metric}_mean"),
         "previous_version": str(current.version) if current else None,
         "previous_score": None,
+        "basis": "no previous champion",
     }
-    if current is not None and current.tags.get("valid_fingerprint") == fingerprint:
-        record["previous_score"] = float(current.tags[f"valid_{metric}"])
-        record["basis"] = "stored metrics, same valid tracks"
-    elif current is not None:
-        if valid is None:
-            raise ValueError("champion was scored on other data and no valid audio was given to re-score it")
-        record["previous_score"] = rescore(uri=uri, name=name, version=current.version, valid=valid, metric=metric)
-        record["challenger_score"] = rescore(uri=uri, name=name, version=version, valid=valid, metric=metric)
-        record["basis"] = "re-scored through the pyfuncs on the current valid tracks"
-    promote = current is None or record["challenger_score"] > record["previous_score"]
+    promote = current is None
+    if current is not None:
+        folds = scores["cv_fold_scores"]  # a challenger without them cannot be compared: KeyError
+        record["challenger_score"] = sum(folds["scores"]) / len(folds["scores"])
+        theirs, record["basis"] = champion_folds(
+            client=client, current=current, fingerprint=folds["fingerprint"], rivals=rivals, params=params
+        )
+        if theirs is not None:
+            gate = paired_gain(challenger=folds["scores"], champion=theirs, seed=params["seed"], **settings["gate"])
+            record.update(previous_score=sum(theirs) / len(theirs), gate=gate)
+            promote = gate["promote"]
     record["decision"] = "promoted" if promote else "kept previous champion"
     if promote:
         client.set_registered_model_alias(name, alias, version)
@@ -247,33 +262,25 @@ def register(
     model_dir: Path,
     scores: dict[str, Any],
     params: dict[str, Any],
-    valid: pd.DataFrame | None = None,
-    hashes: dict[str, str] | None = None,
+    rivals: dict[str, list[float]] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register the model of `model_dir` and promote it to the alias if it beats the champion.
 
-    `scores`: {"valid": {...}, "test": {...}} scalar metrics; `valid`: track, genre, path of the valid
-    split (used only to re-score when the champion was evaluated on other data)."""
+    `scores`: its scalar metrics ({"valid": {...}, "test": {...}, "cv_<metric>_mean": ...}) and
+    `cv_fold_scores` ({"fingerprint", "scores": per-fold register.metric}); `rivals`: this run's per-fold
+    scores of the other models on the same folds; `calibration`: temperature and genre-set threshold the
+    bundle serves with (None: raw probabilities, no sets)."""
     settings = params["register"]
     uri = resolve_tracking_uri(params=params)
-    tracks = pd.read_parquet(model_dir / PREDICTIONS_FILE).query("split == 'valid'")["track"].tolist()
-    fingerprint = valid_fingerprint(tracks=tracks, hashes=hashes or {})
     report_dir = resolve(settings["report_dir"])
     report_dir.mkdir(parents=True, exist_ok=True)
     # the whole registration holds the registry lock: sqlite takes one writer at a time, and the
     # compare-and-set of the alias must see the champion as it is now, so racing runs are serialised
     with FileLock(str(lock_path(uri=uri, fallback_dir=report_dir)), timeout=settings["lock_timeout_s"]):
-        version = log_version(model_dir=model_dir, scores=scores, params=params, uri=uri, fingerprint=fingerprint)
+        version = log_version(model_dir=model_dir, scores=scores, params=params, uri=uri, calibration=calibration)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        record = decide(
-            client=client,
-            settings=settings,
-            version=version,
-            score=scores["valid"][settings["metric"]],
-            fingerprint=fingerprint,
-            valid=valid,
-            uri=uri,
-        )
+        record = decide(client=client, params=params, version=version, scores=scores, rivals=rivals or {})
         client.set_model_version_tag(settings["model_name"], version, "promotion", record["decision"])
         client.update_model_version(settings["model_name"], version, description=json.dumps(record))
         append_jsonl(report_dir / "promotions.jsonl", record)

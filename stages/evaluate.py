@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from musicgenre.calibrated import calibration_summary, plot_reliability
 from musicgenre.config import resolve
-from musicgenre.crossval import cross_validate
+from musicgenre.crossval import cv_tracks
 from musicgenre.evaluation import confusion_pairs, evaluate_predictions, load_run, misclassifications, plot_confusion
-from musicgenre.io import write_csv, write_json, write_text
+from musicgenre.io import write_csv, write_json, write_parquet, write_text
 from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE, ModelMeta
+from musicgenre.oof import out_of_fold
+from musicgenre.selection import METRICS, best_model, cv_summary, fold_scores, fold_vector, nested_estimate
 from stages._cli import StageError, run_stage
 
 SCALARS = ("accuracy", "macro_f1", "log_loss")
@@ -38,34 +43,32 @@ def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return compact
 
 
-def summary_table(*, metrics: dict[str, dict[str, Any]], protocols: list[str]) -> str:
-    """Markdown: one row per model, the protocols side by side (grouped vs random = leakage)."""
-    header = ["model", "grouped CV acc (mean ± std)", "grouped CV F1 (mean ± std)"]
-    header += [
-        f"{protocol} {column}"
-        for protocol in protocols
-        for column in ("test acc", "test F1", "valid acc", "valid F1", "train-test gap")
-    ]
-    leakage = {"grouped", "random"} <= set(protocols)
-    header += ["random − grouped test acc"] if leakage else []
+def summary_table(*, metrics: dict[str, dict[str, Any]], nested: dict[str, Any] | None, champion: str | None) -> str:
+    """Markdown: one row per model (grouped CV, test, calibration, genre sets, the random protocol's
+    leakage), plus the nested estimate of choosing the champion among the cross-validated models."""
+    header = ["model", "grouped CV acc (mean ± std)", "grouped CV F1 (mean ± std)", "grouped test acc"]
+    header += ["grouped test F1", "grouped train-test gap", "ECE raw → calibrated", "set coverage", "mean set size"]
+    header += ["random test acc", "random − grouped test acc"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model, by_protocol in sorted(metrics.items()):
-        cells = [model, *cv_cells(by_protocol.get(CV_PROTOCOL, {}))]
-        for protocol in protocols:
-            m = by_protocol.get(protocol, {})
-            values = [
-                m.get("test", {}).get("accuracy"),
-                m.get("test", {}).get("macro_f1"),
-                m.get("valid", {}).get("accuracy"),
-                m.get("valid", {}).get("macro_f1"),
-                m.get("train_test_gap"),
-            ]
-            cells += ["–" if value is None else f"{value:.3f}" for value in values]
-        if leakage:  # how much artist leakage inflates the random protocol's score
-            accs = [by_protocol.get(p, {}).get("test", {}).get("accuracy") for p in ("random", "grouped")]
-            cells.append("–" if None in accs else f"{accs[0] - accs[1]:+.3f}")
+        grouped, random = by_protocol.get(CV_PROTOCOL, {}), by_protocol.get("random", {})
+        test, random_test = grouped.get("test", {}).get("accuracy"), random.get("test", {}).get("accuracy")
+        cells = [f"**{model}** (champion)" if model == champion else model, *cv_cells(grouped)]
+        cells += [number(test), number(grouped.get("test", {}).get("macro_f1")), number(grouped.get("train_test_gap"))]
+        ece = f"{grouped['ece_raw']:.3f} → {grouped['ece']:.3f}" if "ece" in grouped else "–"
+        cells += [ece, number(grouped.get("coverage")), number(grouped.get("set_size"), digits=2)]
+        # how much artist leakage inflates the random protocol's score
+        cells += [number(random_test), "–" if None in (test, random_test) else f"{random_test - test:+.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if nested:
+        cells = [f"champion choice, nested ({nested['models']} models)"]
+        cells += [f"{nested[f'{m}_mean']:.3f} ± {nested[f'{m}_std']:.3f}" for m in ("accuracy", "macro_f1")]
+        lines.append("| " + " | ".join(cells + ["–"] * (len(header) - len(cells))) + " |")
     return "\n".join(lines)
+
+
+def number(value: float | None, *, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def cv_cells(scores: dict[str, Any]) -> list[str]:
@@ -79,17 +82,17 @@ def cv_cells(scores: dict[str, Any]) -> list[str]:
 def skip_reason(*, family: str | None) -> str:
     if family is None:
         return "not configured in params.models, so it cannot be refitted"
-    if family == "deep":  # measured: ~140 s per fit, so folds x repeats refits would take ~35 min per model
+    if family == "deep":  # measured: ~40 s per fit, so folds x repeats refits would take ~10 min per model
         return (
-            "deep: one fit takes minutes on the shared 2-core CPU; add `deep` to evaluate.cv_families "
-            "(and lower its epochs) to include it"
+            "deep: one fit takes ~40 s on the shared 2-core CPU, 15 per model; add `deep` to "
+            "evaluate.cv_families (and lower its epochs) to include it"
         )
     return f"family {family!r} not in evaluate.cv_families"
 
 
-def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Grouped CV of each model whose family is in evaluate.cv_families (in parallel worker processes);
-    the others get the reason they were skipped."""
+def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Out-of-fold probabilities of each model whose family is in evaluate.cv_families, on the same
+    artist-grouped folds (in parallel worker processes); the others get the reason they were skipped."""
     from joblib import Parallel, delayed
 
     from musicgenre.models.data import load_tables
@@ -106,23 +109,60 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         return {}, skipped
     transfer = any(configured[model]["family"] == "transfer" for model in chosen)
     tables = load_tables(params=params, embeddings=transfer)
-    embedding = tagger_ref(params) if transfer else None
     jobs = (
-        delayed(cross_validate)(
+        delayed(out_of_fold)(
             name=model,
             settings=configured[model],
             tables=tables,
+            tracks=cv_tracks(tables=tables),
             classes=params["genres"],
             seed=params["seed"],
             folds=settings["cv_folds"],
             repeats=settings["cv_repeats"],
             threads=params["train"]["threads"],
-            embedding=embedding,
+            embedding=tagger_ref(params) if transfer else None,
         )
         for model in chosen
     )
     results = Parallel(n_jobs=settings["cv_n_jobs"])(jobs)
     return dict(zip(chosen, results)), skipped
+
+
+def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], out: Path) -> dict[str, Any]:
+    """From the OOF rows: grouped-CV scores per fold, the champion (mean `register.metric`), the nested
+    estimate of that choice, each model's calibration (reliability PNG); writes oof_file and selection_file."""
+    settings, genres, metric = params["evaluate"], params["genres"], params["register"]["metric"]
+    frame = pd.concat([rows.assign(model=model) for model, rows in sorted(oof.items())], ignore_index=True)
+    write_parquet(out / settings["oof_file"], frame[["model", *[c for c in frame.columns if c != "model"]]])
+    scores, check = fold_scores(oof=frame, classes=genres), settings["calibration"]
+    calibration = {}
+    for model in sorted(oof):
+        calibration[model] = calibration_summary(
+            oof=frame[frame["model"] == model],
+            classes=genres,
+            bins=check["ece_bins"],
+            coverage=check["coverage"],
+            floor_draws=check["floor_draws"],
+            seed=params["seed"],
+        )
+        plot_reliability(
+            summary=calibration[model],
+            title=f"{model}: grouped out-of-fold reliability",
+            target=out / "figures" / f"reliability_{model}.png",
+        )
+    selection = {
+        "metric": metric,
+        "champion": best_model(scores=scores, metric=metric),
+        "tracks": int(frame.groupby("repeat")["track"].nunique().max()),
+        "folds": [[int(r), int(k)] for r, k in scores[["repeat", "fold"]].drop_duplicates().to_numpy()],
+        "scores": {m: {n: fold_vector(scores=scores, model=m, metric=n) for n in METRICS} for m in sorted(oof)},
+        "nested": nested_estimate(scores=scores, metric=metric) if len(oof) > 1 else None,
+        "calibration": {
+            m: {k: v for k, v in c.items() if not k.startswith("reliability")} for m, c in calibration.items()
+        },
+    }
+    write_json(out / settings["selection_file"], selection)
+    return {**selection, "summary": cv_summary(scores=scores), "reliability": calibration}
 
 
 def misclassification_markdown(*, report: dict[str, list[dict[str, Any]]], limit: int) -> str:
@@ -165,19 +205,44 @@ def score_run(
     return meta, result, misclassifications(frame=test, classes=genres, top_k=settings["top_k"])
 
 
-def cv_note(*, settings: dict[str, Any], skipped: dict[str, str]) -> str:
-    """How the CV columns were computed, and which models were not cross-validated and why."""
-    note = (
+def notes(*, params: dict[str, Any], skipped: dict[str, str], selection: dict[str, Any] | None) -> str:
+    """How the columns were computed, the champion's calibration check, and which models were not
+    cross-validated and why."""
+    settings, check = params["evaluate"], params["evaluate"]["calibration"]
+    text = (
+        "grouped = artist-disjoint splits; random = stratified random (artist leakage inflates it).\n"
         f"grouped CV = {settings['cv_folds']}-fold artist-grouped cross-validation x {settings['cv_repeats']} "
-        "repeats over all split tracks, each model refitted per fold; mean ± std over the folds.\n"
+        "repeats over the tracks outside the grouped test split (the same folds for every model), each model "
+        "refitted per fold; mean ± std over the folds. The test split is scored once, by the train stage's model.\n"
+        f"The champion is the model with the best mean grouped-CV {params['register']['metric']} (never valid or "
+        "test). Nested: for each outer fold, the best model on the other folds of its repeat, scored on the outer "
+        "fold (the choice is nested; each model's refits are not).\n"
+        f"ECE ({check['ece_bins']} bins) and the genre sets are cross-fitted on the out-of-fold rows: the temperature "
+        "and the split-conformal (LAC, hand-written: MAPIE is not installed) threshold are fitted on the other "
+        f"folds of a repeat and scored on the held-out fold; target coverage {check['coverage']:.0%}. The served "
+        "temperature and threshold are fitted on all out-of-fold rows. The temperature minimises log loss, "
+        "not ECE: for a model that gives the true genre probability ~0 on some tracks (knn_bagging) it "
+        "flattens every row and ECE rises.\n"
     )
+    if selection is not None:
+        champion = selection["calibration"][selection["champion"]]
+        verdict = (champion["ece"] <= check["max_ece"], champion["coverage"] >= check["min_coverage"])
+        text += (
+            f"Champion {selection['champion']}: calibrated ECE {champion['ece']:.3f} "
+            f"({'meets' if verdict[0] else 'MISSES'} ≤ {check['max_ece']}; perfectly calibrated rows would show "
+            f"{champion['ece_floor']:.3f} from sampling noise alone), coverage {champion['coverage']:.3f} "
+            f"({'meets' if verdict[1] else 'MISSES'} ≥ {check['min_coverage']}), mean set size "
+            f"{champion['set_size']:.2f}, temperature {champion['temperature']:.3f}.\n"
+        )
     if skipped:
-        note += "CV skipped for: " + "; ".join(f"{model} ({why})" for model, why in sorted(skipped.items())) + ".\n"
-    return note
+        text += "CV skipped for: " + "; ".join(f"{model} ({why})" for model, why in sorted(skipped.items()))
+        text += "; they cannot be champion.\n"
+    return text
 
 
 def evaluate(params: dict[str, Any]) -> dict[str, Any]:
-    """Score every trained model on train/valid/test under both protocols; write the reports."""
+    """Score every trained model on train/valid/test under both protocols; grouped-CV selection and
+    calibration from out-of-fold rows; write the reports."""
     settings, genres = params["evaluate"], params["genres"]
     out = resolve(settings["report_dir"])
     metrics: dict[str, dict[str, Any]] = {}
@@ -188,24 +253,26 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
         metrics.setdefault(meta.model, {})[meta.protocol] = scalar_metrics(result)
         details.setdefault(meta.model, {})[meta.protocol] = result
         errors[f"{meta.model} ({meta.protocol})"] = wrong
-    protocols = sorted({protocol for by_protocol in metrics.values() for protocol in by_protocol})
-    cv, skipped = cross_validation(params, models=sorted(m for m in metrics if CV_PROTOCOL in metrics[m]))
-    for model, scores in cv.items():
-        metrics[model][CV_PROTOCOL].update(scores)
-        details[model][CV_PROTOCOL]["cv"] = scores
+    oof, skipped = cross_validation(params, models=sorted(m for m in metrics if CV_PROTOCOL in metrics[m]))
+    selection = selection_report(params, oof=oof, out=out) if oof else None
+    for model in oof:
+        assert selection is not None
+        scalars = {k: v for k, v in selection["calibration"][model].items() if k != "coverage_target"}
+        metrics[model][CV_PROTOCOL].update({**selection["summary"][model], **scalars})
+        details[model][CV_PROTOCOL]["cv"] = {**selection["summary"][model], **selection["reliability"][model]}
     write_json(out / "metrics.json", metrics)
     write_json(out / "details.json", details)
     write_json(out / "misclassifications.json", errors)
     write_text(
         out / "misclassifications.md", misclassification_markdown(report=errors, limit=settings["top_confusions"])
     )
+    nested, champion = (selection["nested"], selection["champion"]) if selection else (None, None)
     write_text(
         out / "summary.md",
         "# Model evaluation (track level)\n\n"
-        + summary_table(metrics=metrics, protocols=protocols)
+        + summary_table(metrics=metrics, nested=nested, champion=champion)
         + "\n\n"
-        + "grouped = artist-disjoint splits; random = stratified random (artist leakage inflates it).\n"
-        + cv_note(settings=settings, skipped=skipped),
+        + notes(params=params, skipped=skipped, selection=selection),
     )
     return metrics
 

@@ -1,4 +1,4 @@
-"""Stage register: log the best grouped-protocol model (by VALID metric) to MLflow; promote if it wins."""
+"""Stage register: log the best grouped-CV model to MLflow, calibrated; promote it if it passes the paired gate."""
 
 from __future__ import annotations
 
@@ -10,52 +10,61 @@ from mlflow.tracking import MlflowClient
 
 from musicgenre.config import resolve
 from musicgenre.io import write_json
-from musicgenre.models.predictor import PREDICTIONS_FILE
 from musicgenre.registry import choose_champion, register, resolve_tracking_uri
+from musicgenre.selection import fold_fingerprint
+from musicgenre.tracking import log_pipeline_runs
 from stages._cli import StageError, run_stage
 
 
-def valid_audio(*, params: dict[str, Any], model_dir) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The valid tracks with their audio paths (for re-scoring) and every track's content hash."""
-    manifest = pd.read_csv(resolve(params["paths"]["manifest"]))
-    manifest["path"] = [str(resolve(path)) for path in manifest["path"]]
-    predictions = pd.read_parquet(model_dir / PREDICTIONS_FILE)
-    valid = predictions.loc[predictions["split"] == "valid", ["track", "genre"]]
-    valid = valid.merge(manifest[["track", "path"]], on="track", how="left")
-    return valid, dict(zip(manifest["track"], manifest["sha256"]))
+def read_report(params: dict[str, Any], *, key: str) -> Any:
+    """One of the evaluate stage's reports (metrics.json, selection.json), or a StageError naming it."""
+    path = resolve(params["evaluate"]["report_dir"]) / key
+    if not path.is_file():
+        raise StageError(f"{path} missing: run the evaluate stage first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def fold_identity(params: dict[str, Any]) -> str:
+    """The fingerprint of the OOF fold plan: (repeat, fold, track) and every track's audio hash."""
+    oof = pd.read_parquet(resolve(params["evaluate"]["report_dir"]) / params["evaluate"]["oof_file"])
+    manifest = pd.read_csv(resolve(params["paths"]["manifest"]), usecols=["track", "sha256"])
+    return fold_fingerprint(plan=oof, hashes=dict(zip(manifest["track"], manifest["sha256"])))
 
 
 def register_stage(params: dict[str, Any]) -> dict[str, Any]:
-    """Pick the champion candidate on the valid split, register it, record the promotion decision."""
-    settings = params["register"]
-    metrics_path = resolve(params["evaluate"]["report_dir"]) / "metrics.json"
-    if not metrics_path.is_file():
-        raise StageError(f"{metrics_path} missing: run the evaluate stage first")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    """Pick the champion candidate on grouped CV, register it with its calibration, record the decision."""
+    settings, metric = params["register"], params["register"]["metric"]
+    metrics = read_report(params, key="metrics.json")
+    selection = read_report(params, key=params["evaluate"]["selection_file"])
     try:
-        model = choose_champion(metrics=metrics, protocol=settings["protocol"], metric=settings["metric"])
+        model = choose_champion(metrics=metrics, protocol=settings["protocol"], metric=metric)
     except ValueError as exc:
         raise StageError(str(exc)) from None
     model_dir = resolve(params["paths"]["models"]) / model / settings["protocol"]
-    scores = metrics[model][settings["protocol"]]
-    valid, hashes = valid_audio(params=params, model_dir=model_dir)
-    record = register(model_dir=model_dir, scores=scores, params=params, valid=valid, hashes=hashes)
+    rivals = {name: folds[metric] for name, folds in selection["scores"].items()}
+    scores = {
+        **metrics[model][settings["protocol"]],
+        "cv_fold_scores": {"fingerprint": fold_identity(params), "scores": rivals[model]},
+    }
+    calibration = {k: selection["calibration"][model][k] for k in ("temperature", "threshold", "coverage_target")}
+    # every model of this run as MLflow runs under one parent (not registered), then the chosen one registered
+    log_pipeline_runs(params=params, metrics=metrics, selection=selection, uri=resolve_tracking_uri(params=params))
+    record = register(model_dir=model_dir, scores=scores, params=params, rivals=rivals, calibration=calibration)
     client = MlflowClient(tracking_uri=resolve_tracking_uri(params=params))
     champion = client.get_model_version_by_alias(settings["model_name"], settings["alias"])
     summary = {
         "candidate": {
             "model": model,
             "version": record["challenger_version"],
-            "valid": scores["valid"],
+            f"grouped_cv_{metric}": record["challenger_score"],
+            "calibration": calibration,
             "test": scores.get("test", {}),
         },
         "decision": record["decision"],
-        "basis": record.get("basis", "no previous champion"),
-        "champion": {
-            "version": str(champion.version),
-            "model": champion.tags.get("model"),
-            f"valid_{settings['metric']}": float(champion.tags[f"valid_{settings['metric']}"]),
-        },
+        "basis": record["basis"],
+        "rule": record["rule"],
+        "gate": record.get("gate"),
+        "champion": {"version": str(champion.version), "model": champion.tags.get("model")},
         "registered_model": settings["model_name"],
         "alias": settings["alias"],
     }

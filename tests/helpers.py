@@ -63,12 +63,65 @@ def write_model(*, params: dict, tables, root: Path, name: str, shuffle_labels: 
         feature_columns=tables.feature_columns,
     )
     served = save_and_reload(predictor, params=params, directory=model_dir, meta=meta)
-    return model_dir, write_predictions(
+    scores = write_predictions(
         model_dir=model_dir,
         proba=served.predict_proba(track_features(tables=tables, tracks=split["track"])),
         split=split,
         genres=genres,
     )
+    return model_dir, {**scores, **grouped_cv(params=params, tables=tables, shuffle_labels=shuffle_labels)}
+
+
+def grouped_cv(*, params: dict, tables, shuffle_labels: bool) -> dict:
+    """The small model's grouped-CV scores as the evaluate + register stages give them: cv_<metric>_mean,
+    its per-fold register.metric on the evaluate stage's fold plan with the plan's fingerprint, and the
+    calibration (temperature, conformal threshold) fitted on its out-of-fold rows."""
+    from musicgenre.calibrated import calibration_summary
+    from musicgenre.crossval import cv_tracks
+    from musicgenre.models.classic import fit_classic
+    from musicgenre.models.data import track_features
+    from musicgenre.models.predictor import proba_columns
+    from musicgenre.oof import fold_plan
+    from musicgenre.selection import fold_fingerprint, fold_scores
+
+    genres, settings = params["genres"], params["evaluate"]
+    tracks = cv_tracks(tables=tables)
+    labels = tracks["genre"].map(genres.index).to_numpy()
+    fitted = np.random.default_rng(params["seed"]).permutation(labels) if shuffle_labels else labels
+    items, parts = track_features(tables=tables, tracks=tracks["track"]), []
+    for repeat, fold, train, test in fold_plan(
+        tracks, folds=settings["cv_folds"], repeats=settings["cv_repeats"], seed=params["seed"]
+    ):
+        predictor = fit_classic(
+            name="lr_bagging",
+            settings=SMALL_LR,
+            seed=params["seed"],
+            classes=genres,
+            threads=1,
+            train_items=[items[i] for i in train],
+            train_labels=fitted[train],
+        )
+        proba = pd.DataFrame(predictor.predict_proba([items[i] for i in test]), columns=proba_columns(genres))
+        parts.append(pd.concat([tracks.loc[test, ["track", "genre"]].reset_index(drop=True), proba], axis=1))
+        parts[-1].insert(0, "fold", fold)
+        parts[-1].insert(0, "repeat", repeat)
+    oof = pd.concat(parts, ignore_index=True).assign(model="small")
+    folds = fold_scores(oof=oof, classes=genres).sort_values(["repeat", "fold"])
+    metric, check = params["register"]["metric"], settings["calibration"]
+    calibration = calibration_summary(
+        oof=oof,
+        classes=genres,
+        bins=check["ece_bins"],
+        coverage=check["coverage"],
+        floor_draws=check["floor_draws"],
+        seed=params["seed"],
+    )
+    return {
+        "cv_accuracy_mean": float(folds["accuracy"].mean()),
+        "cv_macro_f1_mean": float(folds["macro_f1"].mean()),
+        "cv_fold_scores": {"fingerprint": fold_fingerprint(plan=oof, hashes={}), "scores": list(folds[metric])},
+        "calibration": {k: calibration[k] for k in ("temperature", "threshold", "coverage_target")},
+    }
 
 
 def save_and_reload(

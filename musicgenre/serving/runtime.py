@@ -3,7 +3,8 @@
 This module runs from the bundle's private copy of the package (serving.loader), so everything it
 reaches must import relatively and must not import TensorFlow, Keras or MLflow. Its contract with the
 code that opens it (RUNTIME_API): `BundleModel.open(folder, workers=...)`, `.classes`, and
-`.predict_paths(paths) -> (probabilities, errors)`.
+`.predict_paths(paths) -> (probabilities, errors)`; since bundles carry a calibration, also
+`.genre_sets(probabilities) -> genre lists` (an opener checks for it: older bundles lack it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import apply_temperature, genre_sets
 from ..extraction import Limits, TrackFeatures, extract_file
 from ..models.predictor import proba_columns
 from ..models.served import load_predictor
@@ -36,6 +38,8 @@ class BundleModel:
 
             self.config = FeatureConfig(**settings["features"])
         self.limits = Limits(**settings["limits"])
+        # fitted on the model's grouped out-of-fold probabilities at registration (absent: raw, no sets)
+        self.calibration: dict[str, Any] = settings.get("calibration") or {}
 
     @classmethod
     def open(cls, folder: Path, *, expected_sha256: str | None = None, workers: int = 1) -> "BundleModel":
@@ -74,5 +78,18 @@ class BundleModel:
         proba = np.full((len(outcomes), len(self.classes)), np.nan)
         good = {i: outcome for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)}
         if good:
-            proba[list(good)] = self.predictor.predict_proba(list(good.values()))
+            raw = self.predictor.predict_proba(list(good.values()))
+            temperature = self.calibration.get("temperature")
+            proba[list(good)] = raw if temperature is None else apply_temperature(raw, temperature)
         return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes]
+
+    def genre_sets(self, proba: np.ndarray) -> list[list[str]]:
+        """Per row, the split-conformal genre set (holds the true genre with the bundle's coverage
+        target on tracks like the grouped CV's); empty lists when the bundle has no threshold or the
+        row is a failed file's NaN."""
+        threshold = self.calibration.get("threshold")
+        if threshold is None:
+            return [[] for _ in proba]
+        good = ~np.isnan(proba).any(axis=1)
+        chosen = iter(genre_sets(proba[good], threshold=threshold)) if good.any() else iter([])
+        return [[self.classes[i] for i in next(chosen)] if ok else [] for ok in good]

@@ -27,7 +27,8 @@ def grouped(params, pipeline_artifacts):
 
 @pytest.fixture(scope="session")
 def registry(params, pipeline_artifacts, tmp_path_factory):
-    """A temp registry where a near-chance model, then a real one, then the near-chance again are registered."""
+    """A temp registry where a near-chance model, then a real one, then the near-chance again are registered
+    (each with its grouped-CV fold scores on the same folds and its calibration)."""
     root = tmp_path_factory.mktemp("registry")
     uri, local = local_registry(params, root)
     tables = load_tables(params=local)
@@ -36,7 +37,8 @@ def registry(params, pipeline_artifacts, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)  # never the project's own mlflow.db
         records = [
-            register(model_dir=d, scores=s, params=local) for d, s in ((bad_dir, bad), (good_dir, good), (bad_dir, bad))
+            register(model_dir=d, scores=s, params=local, calibration=s["calibration"])
+            for d, s in ((bad_dir, bad), (good_dir, good), (bad_dir, bad))
         ]
         yield {
             "uri": uri,

@@ -84,9 +84,9 @@ def write_contract(*, params: dict, root, protocol: str) -> pd.DataFrame:
         "protocol": protocol,
         "classes": genres,
         "feature_columns": columns,
-        "train_seconds": 0.0,
         "params": {},
         "n_train_tracks": len(train),
+        "seed": params["seed"],
     }
     (out / "meta.json").write_text(json.dumps(meta))
     test = tracks[tracks["split"] == "test"]

@@ -35,6 +35,13 @@ def test_json_top3_on_real_gtzan_and_modern_files(registry, gtzan_slice, modern_
         assert len(record["top"]) == 3 and probabilities == sorted(probabilities, reverse=True)
         assert set(p["genre"] for p in record["top"]) <= set(registry["params"]["genres"])
         assert 0.0 < sum(probabilities) <= 1.0 + 1e-3
+        # the split-conformal set: never empty, led by the top genre, every genre in it at least as
+        # probable as any genre outside it
+        assert record["set"] and record["set"][0] == record["top"][0]["genre"]
+        assert set(record["set"]) <= set(registry["params"]["genres"])
+        listed = {p["genre"]: p["probability"] for p in record["top"]}
+        outside = [listed[g] for g in listed if g not in record["set"]]
+        assert all(listed[g] >= max(outside, default=0.0) for g in record["set"] if g in listed)
 
 
 def test_champion_distribution_on_modern_clip(registry, modern_clips):
@@ -69,6 +76,8 @@ def test_folder_recursion_any_rate_and_channels_with_a_bad_file(registry, gtzan_
 def test_table_output_and_usage_errors(registry, gtzan_slice, tmp_path):
     table = run(registry, gtzan_slice["abs_path"][0])
     assert table.exit_code == EXIT_OK and gtzan_slice["abs_path"][0].name in table.stdout.replace("\n", "")
+    top = json.loads(run(registry, gtzan_slice["abs_path"][0], "--json").stdout)[0]["top"][0]["genre"]
+    assert table.stdout.count(top) >= 2  # in the #1 column and again in the genre-set column
     no_model = run(registry, gtzan_slice["abs_path"][0], "--model-name", "no-such-model")
     assert no_model.exit_code == EXIT_USAGE and "no champion" in no_model.output
     (tmp_path / "empty").mkdir()

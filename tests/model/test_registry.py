@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,17 +13,21 @@ from mlflow.tracking import MlflowClient
 
 from musicgenre.evaluation import proba_columns
 from musicgenre.registry import choose_champion, load_champion, register
+from tests.helpers import SMALL_LR
 
 
 def test_better_challenger_promoted_worse_one_not(registry):
     metric = registry["params"]["register"]["metric"]
-    good, bad = (registry["scores"][m]["valid"][metric] for m in ("lr", "chance"))
-    assert good > bad, "precondition: the real model must beat the shuffled-label one on valid"
+    good, bad = (registry["scores"][m][f"cv_{metric}_mean"] for m in ("lr", "chance"))
+    assert good > bad + 0.2, "precondition: the real model must beat the shuffled-label one on grouped CV"
     first, second, third = registry["records"]
     assert first["decision"] == "promoted" and first["previous_version"] is None
     assert second["decision"] == "promoted" and second["previous_version"] == first["challenger_version"]
     assert second["previous_score"] == pytest.approx(bad) and second["challenger_score"] == pytest.approx(good)
-    assert third["decision"] == "kept previous champion"
+    assert second["basis"] == "stored fold scores, same folds" and second["gate"]["low"] > 0
+    assert second["gate"]["folds"] == len(registry["scores"]["lr"]["cv_fold_scores"]["scores"])
+    assert third["decision"] == "kept previous champion" and third["gate"]["high"] < 0
+    assert all("paired-bootstrap" in record["rule"] for record in registry["records"])
     name, alias = registry["params"]["register"]["model_name"], registry["params"]["register"]["alias"]
     client = MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"])
     champion = client.get_model_version_by_alias(name, alias)
@@ -50,7 +55,10 @@ def test_version_carries_lineage_and_metrics(registry):
         registry["params"]["register"]["model_name"], registry["records"][1]["challenger_version"]
     )
     run = client.get_run(version.run_id)
-    assert {"git_commit", "data_md5", "valid_fingerprint"} <= set(run.data.tags)
+    folds = registry["scores"]["lr"]["cv_fold_scores"]
+    assert {"git_commit", "data_md5"} <= set(run.data.tags) and run.data.tags["cv_fingerprint"] == folds["fingerprint"]
+    assert json.loads(version.tags["cv_fold_scores"]) == pytest.approx(folds["scores"])
+    assert run.data.metrics["cv_macro_f1_mean"] == pytest.approx(registry["scores"]["lr"]["cv_macro_f1_mean"])
     assert run.data.metrics["valid_macro_f1"] == pytest.approx(registry["scores"]["lr"]["valid"]["macro_f1"])
     assert run.data.metrics["test_accuracy"] == pytest.approx(registry["scores"]["lr"]["test"]["accuracy"])
     assert run.data.params["features.n_mfcc"] == str(registry["params"]["features"]["n_mfcc"])
@@ -71,34 +79,65 @@ def test_champion_pyfunc_scores_real_audio_and_names_bad_files(registry, gtzan_s
     assert (out["error"][:3] == "").all() and "broken.wav" in out["error"][3] and np.isnan(proba[3]).all()
 
 
-def test_champion_scored_on_other_data_is_rescored_on_current_valid_audio(registry, gtzan_manifest):
-    """Same model re-registered with different evaluation data: both re-scored, equal, champion kept."""
-    split = pd.read_parquet(registry["good_dir"] / "predictions.parquet").query("split == 'valid'")
-    valid = split.merge(gtzan_manifest[["track", "abs_path"]], on="track").head(5)
-    valid = valid.assign(path=valid["abs_path"].astype(str))[["track", "genre", "path"]]
+def test_served_probabilities_are_temperature_scaled_and_sets_use_the_threshold(registry, gtzan_slice):
+    """The champion's bundle applies the temperature fitted on its out-of-fold rows to the raw model."""
+    from musicgenre.calibration import apply_temperature, genre_sets
+    from musicgenre.models import load_predictor
+    from musicgenre.models.data import load_tables, track_features
+    from musicgenre.serving.champion import open_champion
+
+    calibration, settings = registry["scores"]["lr"]["calibration"], registry["params"]["register"]
+    _, model = open_champion(uri=registry["uri"], name=settings["model_name"], alias=settings["alias"])
+    tracks = gtzan_slice["track"][:4].tolist()
+    proba, errors = model.predict_paths([str(p) for p in gtzan_slice["abs_path"][:4]])
+    assert not any(errors)
+    tables = load_tables(params=registry["params"])
+    raw = load_predictor(registry["good_dir"]).predict_proba(track_features(tables=tables, tracks=tracks))
+    assert calibration["temperature"] != pytest.approx(1.0, abs=0.05)  # the scaling is visible
+    np.testing.assert_allclose(proba, apply_temperature(raw, calibration["temperature"]), atol=1e-4)
+    expected = genre_sets(proba, threshold=calibration["threshold"])
+    assert model.genre_sets(proba) == [[registry["params"]["genres"][i] for i in row] for row in expected]
+
+
+def test_champion_not_scored_on_the_current_folds_is_kept_and_the_record_says_why(registry):
+    local = copy.deepcopy(registry["params"])
+    other = {**registry["scores"]["lr"], "cv_fold_scores": {"fingerprint": "other folds", "scores": [0.99] * 15}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+        record = register(model_dir=registry["good_dir"], scores=other, params=local)
+    assert record["decision"] == "kept previous champion" and record["previous_score"] is None
+    assert "no scores on the current folds" in record["basis"] and "gate" not in record
+
+
+def test_champion_configuration_re_cross_validated_this_run_is_compared_on_the_new_folds(registry):
+    """Other folds than the champion's stored ones, but this run re-scored the champion's configuration
+    (same model name and params) on them: the gate compares those."""
+    local = copy.deepcopy(registry["params"])
+    local["models"]["lr"] = {"family": "classic", **SMALL_LR}  # the champion's logged configuration
+    lr, chance = registry["scores"]["lr"], registry["scores"]["chance"]
+    challenger = {**chance, "cv_fold_scores": {**chance["cv_fold_scores"], "fingerprint": "new folds"}}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
         record = register(
             model_dir=registry["good_dir"],
-            scores=registry["scores"]["lr"],
-            params=registry["params"],
-            valid=valid,
-            hashes={track: "other-audio" for track in valid["track"]},
+            scores=challenger,
+            params=local,
+            rivals={"lr": lr["cv_fold_scores"]["scores"]},
         )
-    assert (
-        record["basis"].startswith("re-scored")
-        and record["previous_version"] == registry["records"][1]["challenger_version"]
-    )
-    assert record["previous_score"] == pytest.approx(record["challenger_score"])
-    assert record["decision"] == "kept previous champion"
+    assert record["basis"].startswith("champion's configuration re-cross-validated")
+    assert record["previous_score"] == pytest.approx(np.mean(lr["cv_fold_scores"]["scores"]))
+    assert record["decision"] == "kept previous champion" and not record["gate"]["promote"]
 
 
-def test_choose_champion_uses_valid_never_test():
+def test_choose_champion_uses_grouped_cv_never_valid_or_test():
     metrics = {
-        "a": {"grouped": {"valid": {"macro_f1": 0.6, "log_loss": 1.0}, "test": {"macro_f1": 0.9}}},
+        "a": {"grouped": {"cv_macro_f1_mean": 0.70, "cv_macro_f1_std": 0.1, "valid": {"macro_f1": 0.9}}},
         "b": {
-            "grouped": {"valid": {"macro_f1": 0.7, "log_loss": 1.2}, "test": {"macro_f1": 0.1}},
-            "random": {"valid": {"macro_f1": 0.99, "log_loss": 0.1}},
+            "grouped": {"cv_macro_f1_mean": 0.60, "cv_macro_f1_std": 0.1, "valid": {"macro_f1": 0.99}},
+            "random": {"cv_macro_f1_mean": 0.99, "cv_macro_f1_std": 0.0},
         },
+        "deep": {"grouped": {"valid": {"macro_f1": 1.0}, "test": {"macro_f1": 1.0}}},  # not cross-validated
     }
-    assert choose_champion(metrics=metrics, protocol="grouped", metric="macro_f1") == "b"
+    assert choose_champion(metrics=metrics, protocol="grouped", metric="macro_f1") == "a"
+    with pytest.raises(ValueError, match="grouped-CV"):
+        choose_champion(metrics={"deep": metrics["deep"]}, protocol="grouped", metric="macro_f1")
