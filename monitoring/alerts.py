@@ -16,12 +16,24 @@ TOP_IN_ALERT = 3  # most moved features named in the alert line
 
 
 def alert_text(summary: DriftSummary) -> str:
-    features = summary.signals.features
+    features, estimate = summary.signals.features, summary.estimated_accuracy
     return (
         f"DRIFT in batch {summary.batch_id}: {features.count} of the features drifted "
-        f"(share {features.share:.2f} >= {features.threshold}); most moved: "
-        + "; ".join(summary.top_features_text[:TOP_IN_ALERT])
+        f"(share {features.share:.2f} >= {features.threshold:.3f}, false-alarm rate {features.false_alarm:.1%} "
+        f"at {summary.n_current} files); estimated accuracy {estimate.estimate:.1%} "
+        f"[{estimate.low:.1%}, {estimate.high:.1%}]; most moved: " + "; ".join(summary.top_features_text[:TOP_IN_ALERT])
     )
+
+
+def payload(summary: DriftSummary, *, text: str) -> dict[str, Any]:
+    """The webhook's JSON: the line, the verdict, the accuracy estimate and the most novel files."""
+    return {
+        "text": text,
+        "batch_id": summary.batch_id,
+        "verdict": summary.verdict,
+        "estimated_accuracy": vars(summary.estimated_accuracy),
+        "novel_files": [row["file"] for row in summary.novel_files],
+    }
 
 
 def send_alert(*, summary: DriftSummary, params: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +43,7 @@ def send_alert(*, summary: DriftSummary, params: dict[str, Any]) -> dict[str, An
     log.warning(text)
     result: dict[str, Any] = {"text": text, "webhook": None}
     if settings.get("webhook_url"):
-        body = json.dumps({"text": text, "batch_id": summary.batch_id, "verdict": summary.verdict}).encode()
+        body = json.dumps(payload(summary, text=text)).encode()
         request = urllib.request.Request(
             settings["webhook_url"], data=body, method="POST", headers={"Content-Type": "application/json"}
         )

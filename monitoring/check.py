@@ -25,8 +25,22 @@ class EmptyBatch(DataError):
 
 
 def current_table(batch: ScoredBatch) -> pd.DataFrame:
-    """The batch's track-level features joined with the champion's top genre and confidence."""
-    return batch.features.merge(batch.predictions[["file", GENRE, CONFIDENCE]], on="file", validate="one_to_one")
+    """The batch's track-level features joined with the champion's top genre, confidence, probabilities
+    and each file's novelty."""
+    kept = ["file", GENRE, CONFIDENCE, "novelty", "novelty_percentile"]
+    kept += [c for c in batch.predictions.columns if c.startswith("proba_")]
+    return batch.features.merge(batch.predictions[kept], on="file", validate="one_to_one")
+
+
+def verdict_line(summary: DriftSummary) -> str:
+    """`batch b: drift, share 0.75 >= 0.18 (threshold for 110 files, false-alarm rate 3.0 %); accuracy ~ ...`."""
+    features, estimate = summary.signals.features, summary.estimated_accuracy
+    return (
+        f"batch {summary.batch_id}: {summary.verdict}, share {features.share:.3f} "
+        f"vs threshold {features.threshold:.3f} "
+        f"for {summary.n_current} files (false-alarm rate {features.false_alarm:.1%}); estimated accuracy "
+        f"{estimate.estimate:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
+    )
 
 
 def check_batch(
@@ -52,7 +66,11 @@ def check_batch(
     )
     summary.rejected = rejected
     summary.run_id = add_batch(
-        params=params, snapshot=snapshot, top_features=[row["feature"] for row in summary.top_features]
+        params=params,
+        snapshot=snapshot,
+        top_features=[row["feature"] for row in summary.top_features],
+        latest=verdict_line(summary),
+        novel="; ".join(f"{r['file']} (percentile {r['novelty_percentile']:.0f})" for r in summary.novel_files),
     )
     summary.alert = send_alert(summary=summary, params=params) if summary.drift else None
     summary.report_dir = str(save(summary=summary, snapshot=snapshot, params=params))

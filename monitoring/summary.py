@@ -13,12 +13,35 @@ from typing import Any
 
 @dataclass(frozen=True)
 class FeatureSignal:
-    """Share and count of drifted features; fired when the share reaches the threshold."""
+    """Share and count of drifted features; fired when the share reaches the threshold of the batch's size
+    (monitoring.drift_rule), whose measured false-alarm rate on GTZAN-only batches is false_alarm."""
 
     share: float
     count: int
     threshold: float
     fired: bool
+    false_alarm: float = float("nan")
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    """The champion's accuracy estimated from its probabilities alone (CBPE: mean max-probability), with
+    an interval of coverage `level` (musicgenre.calibration.estimated_accuracy)."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+
+
+@dataclass(frozen=True)
+class RealizedAccuracy:
+    """Accuracy and per-genre recall once ground-truth labels were attached (monitoring.labels)."""
+
+    accuracy: float
+    n_labelled: int
+    recall: dict[str, float | None]  # None: no labelled file of that genre
+    attached_at: str
 
 
 @dataclass(frozen=True)
@@ -84,11 +107,15 @@ class DriftSummary:
     top_features: list[dict[str, Any]]  # feature, p_value, distance, means, change_pct, shift_sd, ...
     top_features_text: list[str]
     genre_distribution: list[GenreShare]
+    estimated_accuracy: AccuracyEstimate
+    novel_files: list[dict[str, Any]]  # the most novel files: file, novelty, novelty_percentile (highest first)
+    n_novel: int  # files above monitoring.novelty.novel_percentile
     # filled in after the analysis, by monitoring.check.check_batch
     rejected: list[dict[str, str]] = field(default_factory=list)
     run_id: str | None = None
     alert: dict[str, Any] | None = None
     report_dir: str | None = None
+    realized: RealizedAccuracy | None = None  # by `monitoring.cli attach-labels`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,5 +134,7 @@ class DriftSummary:
                     confidence=ConfidenceSignal(**signals["confidence"]),
                 ),
                 "genre_distribution": [GenreShare(**row) for row in data["genre_distribution"]],
+                "estimated_accuracy": AccuracyEstimate(**data["estimated_accuracy"]),
+                "realized": RealizedAccuracy(**data["realized"]) if data.get("realized") else None,
             }
         )

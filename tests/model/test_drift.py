@@ -113,11 +113,11 @@ def _artifacts(key: str) -> list:
 
 
 def test_modern_clips_drift(modern_run, monitoring_params, modern_clips):
-    summary, settings = modern_run["summary"], monitoring_params["params"]["monitoring"]
+    summary = modern_run["summary"]
     features = summary["signals"]["features"]
     assert modern_run["exit_code"] == EXIT_DRIFT and summary["verdict"] == "drift"
     assert summary["n_current"] == len(modern_clips) == 110
-    assert features["share"] >= settings["drift_share_threshold"]
+    assert features["share"] >= features["threshold"] and 0 <= features["false_alarm"] <= 0.05
     assert features["count"] == round(features["share"] * 88)
     top = summary["top_features"]
     assert all(row["drifted"] and row["direction"] in ("up", "down") for row in top)
@@ -131,7 +131,7 @@ def test_gtzan_test_split_does_not_drift(gtzan_test_run, monitoring_params):
     features = summary["signals"]["features"]
     assert summary["verdict"] == "no-drift" and summary["alert"] is None
     assert summary["n_current"] == len(gtzan_test_run["tracks"]) and not summary["rejected"]
-    assert features["share"] < monitoring_params["params"]["monitoring"]["drift_share_threshold"]
+    assert features["share"] < features["threshold"]
     print(f"\nGTZAN test split: share {features['share']:.3f} ({features['count']} features)")
 
 
