@@ -16,12 +16,12 @@ TOP_IN_ALERT = 3  # most moved features named in the alert line
 
 
 def alert_text(summary: DriftSummary) -> str:
-    features, estimate = summary.signals.features, summary.estimated_accuracy
+    features = summary.signals.features
     return (
         f"DRIFT in batch {summary.batch_id}: {features.count} of the features drifted "
         f"(share {features.share:.2f} >= {features.threshold:.3f}, false-alarm rate {features.false_alarm:.1%} "
-        f"at {summary.n_current} files); estimated accuracy {estimate.estimate:.1%} "
-        f"[{estimate.low:.1%}, {estimate.high:.1%}]; most moved: " + "; ".join(summary.top_features_text[:TOP_IN_ALERT])
+        f"at {summary.n_current} files); estimated accuracy {summary.estimate_text()}; most moved: "
+        + "; ".join(summary.top_features_text[:TOP_IN_ALERT])
     )
 
 
@@ -31,8 +31,8 @@ def payload(summary: DriftSummary, *, text: str) -> dict[str, Any]:
         "text": text,
         "batch_id": summary.batch_id,
         "verdict": summary.verdict,
-        "estimated_accuracy": vars(summary.estimated_accuracy),
-        "novel_files": [row["file"] for row in summary.novel_files],
+        "estimated_accuracy": vars(summary.estimated_accuracy) if summary.estimated_accuracy else None,
+        "novel_files": summary.novel_names(),
     }
 
 

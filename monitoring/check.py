@@ -34,12 +34,12 @@ def current_table(batch: ScoredBatch) -> pd.DataFrame:
 
 def verdict_line(summary: DriftSummary) -> str:
     """`batch b: drift, share 0.75 >= 0.18 (threshold for 110 files, false-alarm rate 3.0 %); accuracy ~ ...`."""
-    features, estimate = summary.signals.features, summary.estimated_accuracy
+    features = summary.signals.features
     return (
         f"batch {summary.batch_id}: {summary.verdict}, share {features.share:.3f} "
         f"vs threshold {features.threshold:.3f} "
         f"for {summary.n_current} files (false-alarm rate {features.false_alarm:.1%}); estimated accuracy "
-        f"{estimate.estimate:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
+        f"{summary.estimate_text()}"
     )
 
 
@@ -70,7 +70,7 @@ def check_batch(
         snapshot=snapshot,
         top_features=[row["feature"] for row in summary.top_features],
         latest=verdict_line(summary),
-        novel="; ".join(f"{r['file']} (percentile {r['novelty_percentile']:.0f})" for r in summary.novel_files),
+        novel="; ".join(f"{r['file']} (percentile {r['novelty_percentile']:.0f})" for r in summary.novel_files or []),
     )
     summary.alert = send_alert(summary=summary, params=params) if summary.drift else None
     summary.report_dir = str(save(summary=summary, snapshot=snapshot, params=params))

@@ -50,16 +50,15 @@ def render(*, summary: DriftSummary, console: Console) -> None:
         f"{confidence.current_mean:.3f}; "
         f"genre distribution p={summary.signals.genre_distribution.p_value:.2g}"
     )
-    estimate = summary.estimated_accuracy
     console.print(
-        f"estimated accuracy {estimate.estimate:.1%} [{estimate.low:.1%}, {estimate.high:.1%}] (no labels); "
+        f"estimated accuracy {summary.estimate_text()} (no labels); "
         f"threshold {features.threshold:.3f} at {summary.n_current} files, false-alarm rate {features.false_alarm:.1%}"
     )
     if summary.realized:
         console.print(f"realized accuracy {summary.realized.accuracy:.1%} on {summary.realized.n_labelled} labelled")
     for line in summary.top_features_text:
         console.print(f"  {line}")
-    for novel in summary.novel_files:
+    for novel in summary.novel_files or []:
         console.print(f"  novel: {novel['file']} (percentile {novel['novelty_percentile']:.0f})")
     table = Table("genre", "reference share", "batch share", title="Predicted genres")
     for row in summary.genre_distribution:
@@ -112,11 +111,11 @@ def attach_labels_command(
         from monitoring.labels import attach_labels
 
         summary = attach_labels(batch_id=check_batch_id(batch_id), path=labels, params=load_params(params_file))
-    realized, estimate = summary.realized, summary.estimated_accuracy
+    realized = summary.realized
     assert realized is not None  # attach_labels always sets it
     typer.echo(
         f"batch {batch_id}: realized accuracy {realized.accuracy:.1%} on {realized.n_labelled} labelled files; "
-        f"estimated {estimate.estimate:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
+        f"estimated {summary.estimate_text()}"
     )
     recall = ", ".join(f"{g} {r:.0%}" for g, r in realized.recall.items() if r is not None)
     typer.echo(f"recall per genre: {recall}")

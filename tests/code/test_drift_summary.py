@@ -56,3 +56,23 @@ def test_alert_artifact_and_terminal_report_read_the_same_fields():
     assert "estimated accuracy 55.0% [40.0%, 70.0%] (no labels)" in printed
     assert "estimated accuracy (no labels): 55.0% [40.0%, 70.0%]" in text and "odd.ogg (100th pct)" in text
     assert exit_code(summary) == EXIT_DRIFT and exit_code(drift_summary(drift=False)) == EXIT_OK
+
+
+def test_a_summary_written_before_the_estimate_and_novelty_still_reads():
+    """summary.json files of the first release lack the accuracy estimate, novelty, realized accuracy and the
+    false-alarm rate: they read with those as None (NaN), and the alert, artifact and terminal report say so."""
+    data = drift_summary(batch_id="old", share=0.5, count=44).to_dict()
+    for key in ("estimated_accuracy", "novel_files", "n_novel", "realized"):
+        del data[key]
+    del data["signals"]["features"]["false_alarm"]
+    summary = DriftSummary.from_dict(json.loads(json.dumps(data)))
+    assert summary.estimated_accuracy is None and summary.novel_files is None and summary.n_novel is None
+    assert summary.realized is None and summary.signals.features.share == 0.5
+    assert summary.novel_names() == [] and summary.estimate_text() == "not recorded"
+    assert "estimated accuracy not recorded; most moved: tempo up 12.0 %" in alert_text(summary)
+    text = markdown(summary)
+    assert "estimated accuracy (no labels): not recorded" in text and "most novel files: none" in text
+    out = io.StringIO()
+    render(summary=summary, console=Console(file=out, width=200, color_system=None))
+    assert "estimated accuracy not recorded (no labels)" in out.getvalue()
+    assert DriftSummary.from_dict(summary.to_dict()) == summary  # and it round-trips in its new form
