@@ -1,4 +1,4 @@
-"""One batch end to end: score → drift report → saved report → dashboard run → alert on drift."""
+"""One batch end to end: score → drift report → saved report → dashboard run → alert on drift → overview page."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from monitoring.alerts import send_alert
 from monitoring.batch import check_batch_id, new_batch_id
 from monitoring.dashboard import add_batch
 from monitoring.drift import CONFIDENCE, GENRE, analyse, save
+from monitoring.overview import write_overview
 from monitoring.reference import reference_table
 from monitoring.scoring import Champion, ScoredBatch, score_batch
 from monitoring.summary import DriftSummary, ModelRef
@@ -74,5 +75,6 @@ def check_batch(
     )
     summary.alert = send_alert(summary=summary, params=params) if summary.drift else None
     summary.report_dir = str(save(summary=summary, snapshot=snapshot, params=params))
+    write_overview(params=params)  # every batch so far, this one included
     log.info("batch %s: %s (share of drifted features %.3f)", batch_id, summary.verdict, summary.signals.features.share)
     return summary

@@ -4,7 +4,8 @@ The CSV (columns file, genre) is checked whole before anything is written: unkno
 and duplicate rows are refused in one line naming them, and then nothing stored changes. Accepted labels
 become the store's labels/batch=<id> partition, an Evidently classification report
 (reports/drift/<id>/classification.html), a run in the workspace at the batch's time (the dashboard's
-realized accuracy), and the summary's `realized` field next to the estimate; each write is atomic.
+realized accuracy), the summary's `realized` field next to the estimate, and the overview page
+(monitoring/overview.py); each write is atomic.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, MulticlassClassification, Report
 from evidently.presets import ClassificationPreset
 
+from monitoring.overview import write_overview
 from monitoring.store import read_table, write_batch
 from monitoring.summary import DriftSummary, RealizedAccuracy
 from musicgenre.config import resolve
@@ -103,6 +105,7 @@ def attach_labels(*, batch_id: str, path: Path, params: dict[str, Any]) -> Drift
     write_text(folder / "classification.json", snapshot.json())
     add_run(params=params, snapshot=snapshot)
     write_json(folder / "summary.json", summary.to_dict())
+    write_overview(params=params)  # the realized accuracy next to the estimate
     return summary
 
 

@@ -56,6 +56,7 @@ def monitoring_params(registry, tmp_path_factory):
     local["monitoring"].update(
         {name: str(root / name) for name in ("inbox", "archive", "store", "reports", "workspace")}
     )
+    local["monitoring"]["overview"] = str(root / "reports" / "overview.html")
     (root / "params.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
     return {"params": local, "file": root / "params.yaml", "uri": registry["uri"], "root": root}
 
