@@ -48,6 +48,7 @@ def check(*, folder: str, params: dict[str, Any], batch_id: str, tracking_uri: O
 def markdown(summary: DriftSummary) -> str:
     """The run's artifact: verdict, signals, most moved features, predicted genres."""
     features, confidence = summary.signals.features, summary.signals.confidence
+    novel = [f"{row['file']} ({row['novelty_percentile']:.0f}th pct)" for row in summary.novel_files or []]
     lines = [
         f"# Drift check {summary.batch_id}: **{summary.verdict}**",
         "",
@@ -55,6 +56,10 @@ def markdown(summary: DriftSummary) -> str:
         f"{len(summary.rejected)} refused",
         f"- drifted features: {features.count} (share {features.share:.3f}, threshold {features.threshold})",
         f"- mean confidence: {confidence.reference_mean:.3f} (reference) → {confidence.current_mean:.3f}",
+        f"- estimated accuracy (no labels): {summary.estimate_text()}",
+        f"- verdict threshold at {summary.n_current} files: share {features.threshold:.3f} "
+        f"(false-alarm rate {features.false_alarm:.1%})",
+        f"- most novel files: {', '.join(novel) or 'none'}",
         f"- report: `{summary.report_dir}/drift.html`",
         "",
         "## Most moved features",

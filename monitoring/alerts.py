@@ -19,9 +19,21 @@ def alert_text(summary: DriftSummary) -> str:
     features = summary.signals.features
     return (
         f"DRIFT in batch {summary.batch_id}: {features.count} of the features drifted "
-        f"(share {features.share:.2f} >= {features.threshold}); most moved: "
+        f"(share {features.share:.2f} >= {features.threshold:.3f}, false-alarm rate {features.false_alarm:.1%} "
+        f"at {summary.n_current} files); estimated accuracy {summary.estimate_text()}; most moved: "
         + "; ".join(summary.top_features_text[:TOP_IN_ALERT])
     )
+
+
+def payload(summary: DriftSummary, *, text: str) -> dict[str, Any]:
+    """The webhook's JSON: the line, the verdict, the accuracy estimate and the most novel files."""
+    return {
+        "text": text,
+        "batch_id": summary.batch_id,
+        "verdict": summary.verdict,
+        "estimated_accuracy": vars(summary.estimated_accuracy) if summary.estimated_accuracy else None,
+        "novel_files": summary.novel_names(),
+    }
 
 
 def send_alert(*, summary: DriftSummary, params: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +43,7 @@ def send_alert(*, summary: DriftSummary, params: dict[str, Any]) -> dict[str, An
     log.warning(text)
     result: dict[str, Any] = {"text": text, "webhook": None}
     if settings.get("webhook_url"):
-        body = json.dumps({"text": text, "batch_id": summary.batch_id, "verdict": summary.verdict}).encode()
+        body = json.dumps(payload(summary, text=text)).encode()
         request = urllib.request.Request(
             settings["webhook_url"], data=body, method="POST", headers={"Content-Type": "application/json"}
         )

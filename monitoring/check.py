@@ -1,4 +1,4 @@
-"""One batch end to end: score → drift report → saved report → dashboard run → alert on drift."""
+"""One batch end to end: score → drift report → saved report → dashboard run → alert on drift → overview page."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from monitoring.alerts import send_alert
 from monitoring.batch import check_batch_id, new_batch_id
 from monitoring.dashboard import add_batch
 from monitoring.drift import CONFIDENCE, GENRE, analyse, save
+from monitoring.overview import write_overview
 from monitoring.reference import reference_table
 from monitoring.scoring import Champion, ScoredBatch, score_batch
 from monitoring.summary import DriftSummary, ModelRef
@@ -25,8 +26,22 @@ class EmptyBatch(DataError):
 
 
 def current_table(batch: ScoredBatch) -> pd.DataFrame:
-    """The batch's track-level features joined with the champion's top genre and confidence."""
-    return batch.features.merge(batch.predictions[["file", GENRE, CONFIDENCE]], on="file", validate="one_to_one")
+    """The batch's track-level features joined with the champion's top genre, confidence, probabilities
+    and each file's novelty."""
+    kept = ["file", GENRE, CONFIDENCE, "novelty", "novelty_percentile"]
+    kept += [c for c in batch.predictions.columns if c.startswith("proba_")]
+    return batch.features.merge(batch.predictions[kept], on="file", validate="one_to_one")
+
+
+def verdict_line(summary: DriftSummary) -> str:
+    """`batch b: drift, share 0.75 >= 0.18 (threshold for 110 files, false-alarm rate 3.0 %); accuracy ~ ...`."""
+    features = summary.signals.features
+    return (
+        f"batch {summary.batch_id}: {summary.verdict}, share {features.share:.3f} "
+        f"vs threshold {features.threshold:.3f} "
+        f"for {summary.n_current} files (false-alarm rate {features.false_alarm:.1%}); estimated accuracy "
+        f"{summary.estimate_text()}"
+    )
 
 
 def check_batch(
@@ -52,9 +67,14 @@ def check_batch(
     )
     summary.rejected = rejected
     summary.run_id = add_batch(
-        params=params, snapshot=snapshot, top_features=[row["feature"] for row in summary.top_features]
+        params=params,
+        snapshot=snapshot,
+        top_features=[row["feature"] for row in summary.top_features],
+        latest=verdict_line(summary),
+        novel="; ".join(f"{r['file']} (percentile {r['novelty_percentile']:.0f})" for r in summary.novel_files or []),
     )
     summary.alert = send_alert(summary=summary, params=params) if summary.drift else None
     summary.report_dir = str(save(summary=summary, snapshot=snapshot, params=params))
+    write_overview(params=params)  # every batch so far, this one included
     log.info("batch %s: %s (share of drifted features %.3f)", batch_id, summary.verdict, summary.signals.features.share)
     return summary

@@ -1,6 +1,7 @@
 """`python -m monitoring.cli`: drift checks from the command line.
 
-  score-batch PATH   score a folder of audio with the champion and check drift against GTZAN train
+  score-batch PATH                 score a folder of audio with the champion and check drift against GTZAN train
+  attach-labels BATCH_ID CSV       attach ground-truth genres (file,genre) to a stored batch
 
 (The daily drift flow once on monitoring.inbox is `python -m flows.drift`: flows drive monitoring,
 never the other way round.)
@@ -49,8 +50,16 @@ def render(*, summary: DriftSummary, console: Console) -> None:
         f"{confidence.current_mean:.3f}; "
         f"genre distribution p={summary.signals.genre_distribution.p_value:.2g}"
     )
+    console.print(
+        f"estimated accuracy {summary.estimate_text()} (no labels); "
+        f"threshold {features.threshold:.3f} at {summary.n_current} files, false-alarm rate {features.false_alarm:.1%}"
+    )
+    if summary.realized:
+        console.print(f"realized accuracy {summary.realized.accuracy:.1%} on {summary.realized.n_labelled} labelled")
     for line in summary.top_features_text:
         console.print(f"  {line}")
+    for novel in summary.novel_files or []:
+        console.print(f"  novel: {novel['file']} (percentile {novel['novelty_percentile']:.0f})")
     table = Table("genre", "reference share", "batch share", title="Predicted genres")
     for row in summary.genre_distribution:
         table.add_row(row.genre, f"{row.reference_share:.1%}", f"{row.current_share:.1%}")
@@ -88,6 +97,28 @@ def score_batch_command(
     else:
         render(summary=summary, console=Console())
     raise typer.Exit(exit_code(summary))
+
+
+@app.command("attach-labels")
+def attach_labels_command(
+    batch_id: str = typer.Argument(..., help="a scored batch's id"),
+    labels: Path = typer.Argument(..., help="CSV with columns file (as stored for the batch), genre"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params.yaml to read"),
+) -> None:
+    """Attach ground-truth genres to a stored batch: realized accuracy and per-genre recall next to the estimate."""
+    with reported("error", code=EXIT_ERROR):
+        from monitoring.batch import check_batch_id
+        from monitoring.labels import attach_labels
+
+        summary = attach_labels(batch_id=check_batch_id(batch_id), path=labels, params=load_params(params_file))
+    realized = summary.realized
+    assert realized is not None  # attach_labels always sets it
+    typer.echo(
+        f"batch {batch_id}: realized accuracy {realized.accuracy:.1%} on {realized.n_labelled} labelled files; "
+        f"estimated {summary.estimate_text()}"
+    )
+    recall = ", ".join(f"{g} {r:.0%}" for g, r in realized.recall.items() if r is not None)
+    typer.echo(f"recall per genre: {recall}")
 
 
 if __name__ == "__main__":

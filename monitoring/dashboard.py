@@ -1,7 +1,9 @@
 """The Evidently workspace: one project, one run (snapshot) per scored batch, and its dashboard.
 
-The dashboard is rebuilt whole after every batch (idempotent): drift share over time, drifted count,
-the latest batch's most drifted features, predicted-genre distribution and mean confidence.
+The dashboard is rebuilt whole after every batch (idempotent): the latest verdict with the false-alarm
+rate of its threshold, drifted share against the batch-size threshold over time, estimated vs realized
+accuracy over time, the most novel files, drifted count, the latest batch's most drifted features,
+predicted-genre distribution and mean confidence.
 Serve it with `evidently ui --workspace monitoring/workspace --host 127.0.0.1 --port 8000`.
 """
 
@@ -32,8 +34,59 @@ def open_project(*, params: dict[str, Any]) -> tuple[Workspace, Any]:
     return workspace, project
 
 
-def panels(*, params: dict[str, Any], top_features: list[str]) -> list[Any]:
-    """The dashboard's panels; `top_features` are the latest batch's most drifted ones."""
+def mean_of(column: str, legend: str) -> PanelMetric:
+    """A per-batch scalar carried as a constant column (monitoring.drift.SCALARS) or the mean confidence."""
+    return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
+
+
+def accuracy_panels() -> list[Any]:
+    """Estimated (CBPE, with its interval) and realized accuracy (runs of attached labels) over time."""
+    return [
+        line_plot_panel(
+            title="Estimated vs realized accuracy over time",
+            description="estimate = mean max-probability of the champion (no labels), with its interval; "
+            "realized = accuracy once labels are attached (attach-labels)",
+            values=[
+                mean_of("confidence", "estimated accuracy"),
+                mean_of("estimate_low", "estimate low"),
+                mean_of("estimate_high", "estimate high"),
+                PanelMetric(legend="realized accuracy", metric="Accuracy"),
+            ],
+        ),
+    ]
+
+
+def verdict_panels(*, latest: str) -> list[Any]:
+    """The share of drifted features against its batch-size threshold, and that threshold's false-alarm rate."""
+    share = PanelMetric(legend="share of drifted features", metric=DRIFT_COUNT, metric_labels={"value_type": "share"})
+    return [
+        text_panel(title="Latest verdict", description=latest),
+        line_plot_panel(
+            title="Drifted share vs its batch-size threshold over time",
+            size="half",
+            values=[share, mean_of("share_threshold", "threshold at the batch's size")],
+        ),
+        line_plot_panel(
+            title="False-alarm rate of the verdict at the batch's size (measured, make drift-study)",
+            size="half",
+            values=[mean_of("false_alarm", "false-alarm rate")],
+        ),
+    ]
+
+
+def novelty_panels(*, novel: str) -> list[Any]:
+    """The latest batch's most novel files (text) and the share of novel files per batch."""
+    return [
+        text_panel(title="Most novel files (latest batch)", description=novel, size="half"),
+        line_plot_panel(
+            title="Share of novel files over time", size="half", values=[mean_of("novel_share", "novel share")]
+        ),
+    ]
+
+
+def panels(*, params: dict[str, Any], top_features: list[str], latest: str = "", novel: str = "") -> list[Any]:
+    """The dashboard's panels; `top_features` are the latest batch's most drifted ones, `latest` its verdict
+    line and `novel` its most novel files (text panels show text fixed at the last rebuild)."""
     s = params["monitoring"]
     share = [PanelMetric(legend="share of drifted features", metric=DRIFT_COUNT, metric_labels={"value_type": "share"})]
     genres = [
@@ -52,8 +105,11 @@ def panels(*, params: dict[str, Any], top_features: list[str]) -> list[Any]:
         text_panel(
             title="New music vs GTZAN training tracks",
             description=f"per-feature {s['stattest']} test, p < {s['stattest_threshold']} = drifted; "
-            f"verdict drift at share >= {s['drift_share_threshold']}",
+            f"verdict drift when the share reaches the threshold calibrated for the batch's size",
         ),
+        *verdict_panels(latest=latest or "no batch yet"),
+        *accuracy_panels(),
+        *novelty_panels(novel=novel or "no batch yet"),
         counter_panel(title="Share of drifted features (latest batch)", values=share, size="half"),
         counter_panel(
             title="Drifted features (latest batch)",
@@ -74,11 +130,17 @@ def panels(*, params: dict[str, Any], top_features: list[str]) -> list[Any]:
     ]
 
 
-def add_batch(*, params: dict[str, Any], snapshot: Any, top_features: list[str]) -> str:
+def add_run(*, params: dict[str, Any], snapshot: Any) -> str:
+    """Store a snapshot (a batch's drift report or its labels' classification report) as a run."""
+    workspace, project = open_project(params=params)
+    return str(workspace.add_run(project.id, snapshot, include_data=False).id)
+
+
+def add_batch(*, params: dict[str, Any], snapshot: Any, top_features: list[str], latest: str, novel: str) -> str:
     """Store the batch's snapshot as a run and rebuild the dashboard; returns the run id."""
     workspace, project = open_project(params=params)
     ref = workspace.add_run(project.id, snapshot, include_data=False)
-    plots = panels(params=params, top_features=top_features)
+    plots = panels(params=params, top_features=top_features, latest=latest, novel=novel)
     workspace.save_dashboard(
         project.id, DashboardModel(tabs=[DashboardTabModel(title=TAB, panels=[p.id for p in plots])], panels=plots)
     )

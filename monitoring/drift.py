@@ -2,8 +2,10 @@
 which features moved and how, the predicted-genre distribution, the confidence, and a verdict.
 
 Per feature a two-sample test (monitoring.stattest, p < stattest_threshold = drifted); the batch
-drifts when the share of drifted features reaches drift_share_threshold. The genre distribution and
-confidence signals are reported, and decide the verdict only when listed in monitoring.verdict_on.
+drifts when the share of drifted features reaches the threshold calibrated for its size
+(monitoring.drift_rule, monitoring/rule.py). The genre distribution and confidence signals are
+reported, and decide the verdict only when listed in monitoring.verdict_on. The summary also carries
+the champion's label-free accuracy estimate and the batch's most novel files.
 """
 
 from __future__ import annotations
@@ -19,16 +21,32 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import MeanValue, UniqueValueCount, ValueDrift
 from evidently.presets import DataDriftPreset
 
-from monitoring.summary import ConfidenceSignal, DriftSummary, FeatureSignal, GenreShare, GenreSignal, ModelRef, Signals
+from monitoring.rule import rule_for
+from monitoring.summary import (
+    AccuracyEstimate,
+    ConfidenceSignal,
+    DriftSummary,
+    FeatureSignal,
+    GenreShare,
+    GenreSignal,
+    ModelRef,
+    Signals,
+)
+from musicgenre.calibration import estimated_accuracy
 from musicgenre.config import resolve
 from musicgenre.features import FeatureConfig, feature_names
 from musicgenre.io import write_json, write_text
+from musicgenre.models.predictor import proba_columns
 
 GENRE, CONFIDENCE = "predicted_genre", "confidence"
+# Per-batch scalars the dashboard draws over time: Evidently panels read only snapshot metrics, so each
+# travels as a constant column whose MeanValue is the scalar.
+SCALARS = ["estimate_low", "estimate_high", "share_threshold", "false_alarm", "novel_share"]
 
 
 def build_report(*, params: dict[str, Any], names: list[str]) -> Report:
-    """Feature drift (preset), predicted-genre and confidence drift, mean confidence, genre counts."""
+    """Feature drift (preset), predicted-genre and confidence drift, mean confidence (= the CBPE accuracy
+    estimate), the per-batch scalars, genre counts."""
     s = params["monitoring"]
     return Report(
         [
@@ -36,12 +54,15 @@ def build_report(*, params: dict[str, Any], names: list[str]) -> Report:
                 columns=names,
                 method=s["stattest"],
                 threshold=s["stattest_threshold"],
-                drift_share=s["drift_share_threshold"],
+                # constant, not the batch-size threshold: the metric's config keys its dashboard series, so a
+                # per-batch value split "drifted features" into one series per batch size. The verdict is ours.
+                drift_share=s["report_drift_share"],
             ),
             *(ValueDrift(column=name, method=s["distance"], threshold=s["distance_threshold"]) for name in names),
             ValueDrift(column=GENRE, method=s["genre_stattest"], threshold=s["genre_stattest_threshold"]),
             ValueDrift(column=CONFIDENCE, method=s["stattest"], threshold=s["stattest_threshold"]),
             MeanValue(column=CONFIDENCE),
+            *(MeanValue(column=name) for name in SCALARS),
             UniqueValueCount(column=GENRE),
         ]
     )
@@ -53,17 +74,20 @@ def run_report(
     current: pd.DataFrame,
     params: dict[str, Any],
     batch_id: str,
+    scalars: dict[str, float],
     timestamp: datetime | None = None,
 ) -> Any:
-    """The Evidently snapshot of `current` (features + predicted_genre + confidence) vs `reference`."""
+    """The Evidently snapshot of `current` (features + predicted_genre + confidence) vs `reference`,
+    with the batch's `scalars` (SCALARS) as constant columns on both sides."""
     names = feature_names(FeatureConfig.from_params(params))
-    definition = DataDefinition(numerical_columns=[*names, CONFIDENCE], categorical_columns=[GENRE])
+    definition = DataDefinition(numerical_columns=[*names, CONFIDENCE, *SCALARS], categorical_columns=[GENRE])
     columns = [*names, GENRE, CONFIDENCE]
+    frames = [frame[columns].reset_index(drop=True).assign(**scalars) for frame in (current, reference)]
     with warnings.catch_warnings():  # scipy warns on ties in small samples; the p-values stay valid
         warnings.simplefilter("ignore", RuntimeWarning)
         return build_report(params=params, names=names).run(
-            current_data=Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition),
-            reference_data=Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition),
+            current_data=Dataset.from_pandas(frames[0], data_definition=definition),
+            reference_data=Dataset.from_pandas(frames[1], data_definition=definition),
             timestamp=timestamp or datetime.now(timezone.utc).replace(tzinfo=None),
             name=batch_id,
             metadata={"batch_id": batch_id},
@@ -80,7 +104,7 @@ def metric_values(snapshot: Any, *, distance: str) -> dict[str, Any]:
             out["drift"] = metric["value"]
         elif kind == "ValueDrift":
             out["distances" if config["method"] == distance else "pvalues"][config["column"]] = float(metric["value"])
-        elif kind == "MeanValue":
+        elif kind == "MeanValue" and config["column"] == CONFIDENCE:
             out["mean_confidence"] = float(metric["value"])
     return out
 
@@ -142,15 +166,16 @@ def signals(
     *, values: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame, params: dict[str, Any]
 ) -> Signals:
     """Each drift signal with its measured value, threshold and whether it fired."""
-    s = params["monitoring"]
+    s, rule = params["monitoring"], rule_for(batch_size=len(current), params=params)
     ref_conf, cur_conf = float(reference[CONFIDENCE].mean()), float(current[CONFIDENCE].mean())
     share, genre_p = float(values["drift"]["share"]), float(values["pvalues"][GENRE])
     return Signals(
         features=FeatureSignal(
             share=share,
             count=int(values["drift"]["count"]),
-            threshold=s["drift_share_threshold"],
-            fired=share >= s["drift_share_threshold"],
+            threshold=rule.share_threshold,
+            fired=share >= rule.share_threshold - 1e-12,  # shares are k/88: compare with a float margin
+            false_alarm=rule.false_alarm,
         ),
         genre_distribution=GenreSignal(
             p_value=genre_p, threshold=s["genre_stattest_threshold"], fired=genre_p < s["genre_stattest_threshold"]
@@ -171,7 +196,21 @@ def analyse(
 ) -> tuple[DriftSummary, Any]:
     """The batch's drift summary (verdict, signals, top features, genres) and the Evidently snapshot."""
     s, names = params["monitoring"], feature_names(FeatureConfig.from_params(params))
-    snapshot = run_report(reference=reference, current=current, params=params, batch_id=batch_id)
+    estimate = AccuracyEstimate(
+        **estimated_accuracy(current[proba_columns(params["genres"])].to_numpy(), level=s["estimate_level"]),
+        level=s["estimate_level"],
+    )
+    novel = current.sort_values("novelty", ascending=False)
+    n_novel = int((current["novelty_percentile"] > s["novelty"]["novel_percentile"]).sum())
+    rule = rule_for(batch_size=len(current), params=params)
+    scalars = {
+        "estimate_low": estimate.low,
+        "estimate_high": estimate.high,
+        "share_threshold": rule.share_threshold,
+        "false_alarm": rule.false_alarm,
+        "novel_share": n_novel / len(current),
+    }
+    snapshot = run_report(reference=reference, current=current, params=params, batch_id=batch_id, scalars=scalars)
     values = metric_values(snapshot, distance=s["distance"])
     moved = feature_movements(
         reference=reference,
@@ -199,6 +238,11 @@ def analyse(
         top_features=top.to_dict(orient="records"),
         top_features_text=[describe(r) for _, r in top.iterrows()],
         genre_distribution=[GenreShare(**row) for row in shares.to_dict(orient="records")],
+        estimated_accuracy=estimate,
+        novel_files=novel[["file", "novelty", "novelty_percentile"]]
+        .head(s["novelty"]["top_files"])
+        .to_dict(orient="records"),
+        n_novel=n_novel,
     )
     return summary, snapshot
 

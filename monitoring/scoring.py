@@ -86,10 +86,21 @@ def prediction_table(
     return pd.concat([frame, pd.DataFrame(proba, columns=proba_columns(champion.classes))], axis=1)
 
 
+def with_novelty(*, predictions: pd.DataFrame, embeddings: np.ndarray, params: dict[str, Any]) -> pd.DataFrame:
+    """The predictions with each file's novelty score and percentile (stored with them)."""
+    from monitoring.novelty import fit_novelty, novelty
+
+    scores = novelty(model=fit_novelty(params=params), embeddings=embeddings)
+    return pd.concat([predictions.reset_index(drop=True), scores], axis=1)
+
+
 def extract(
     *, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
 ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
-    """Training features of each file; files that fail to decode become rejections naming the reason."""
+    """Training features and tagger embedding of each file; files that fail to decode become rejections
+    naming the reason."""
+    from monitoring.novelty import tagger  # novelty reads the reference, which reads this module
+
     config = FeatureConfig.from_params(params)
     results, failures = extract_batch(
         [(f.key, f.path) for f in files],
@@ -97,6 +108,7 @@ def extract(
         limits=Limits.from_params(params),
         n_jobs=params["monitoring"]["n_jobs"],
         show_progress=show_progress,
+        embedding=tagger(params=params),  # the tagger embedding too, for each file's novelty
     )
     by_key = {item.key: item for item in results}
     kept = [f for f in files if f.key in by_key]  # batch order, not completion order
@@ -118,7 +130,8 @@ def score_batch(
     """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
     settings, batch_id = params["monitoring"], batch_id or new_batch_id()
     files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
-    kept, _, features, failed = extract(files=files, params=params, show_progress=show_progress)
+    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress)
+    embeddings = {item.key: item.tagger_embedding() for item in items}
     proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
     scored = [error == "" for error in errors]
     failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
@@ -131,6 +144,9 @@ def score_batch(
         return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
     hashes = {f.key: file_sha256(f.path) for f in kept}
     predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes, top_k=settings["top_k"])
+    predictions = with_novelty(
+        predictions=predictions, embeddings=np.stack([embeddings[f.key] for f in kept]), params=params
+    )
     store = resolve(settings["store"])
     write_batch(store=store, table="predictions", batch_id=batch_id, frame=predictions)
     write_batch(store=store, table="features", batch_id=batch_id, frame=features)

@@ -208,7 +208,7 @@ def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeou
 def drift_summary(*, batch_id: str = "b1", share: float = 0.45, count: int = 40, drift: bool = True) -> DriftSummary:
     """A complete DriftSummary as monitoring.drift.analyse builds it (two genres, two moved features)."""
     signals = ds.Signals(
-        features=ds.FeatureSignal(share=share, count=count, threshold=0.3, fired=share >= 0.3),
+        features=ds.FeatureSignal(share=share, count=count, threshold=0.3, fired=share >= 0.3, false_alarm=0.04),
         genre_distribution=ds.GenreSignal(p_value=0.2, threshold=0.05, fired=False),
         confidence=ds.ConfidenceSignal(
             reference_mean=0.8, current_mean=0.6, drop=0.2, change_pct=-25.0, threshold=0.15, fired=True
@@ -234,6 +234,9 @@ def drift_summary(*, batch_id: str = "b1", share: float = 0.45, count: int = 40,
             ds.GenreShare(genre="blues", reference_share=0.5, current_share=0.25),
             ds.GenreShare(genre="rock", reference_share=0.5, current_share=0.75),
         ],
+        estimated_accuracy=ds.AccuracyEstimate(estimate=0.55, low=0.4, high=0.7, level=0.9),
+        novel_files=[{"file": "odd.ogg", "novelty": 30.5, "novelty_percentile": 100.0}],
+        n_novel=1,
         rejected=[{"key": "bad.ogg", "path": "/in/bad.ogg", "reason": "/in/bad.ogg: cannot decode audio"}],
         report_dir="reports/drift/" + batch_id,
     )

@@ -40,7 +40,10 @@ def test_verdict_signals_are_looked_up_by_their_params_names():
 
 def test_alert_artifact_and_terminal_report_read_the_same_fields():
     summary = drift_summary(batch_id="b7", share=0.5, count=44)
-    assert alert_text(summary).startswith("DRIFT in batch b7: 44 of the features drifted (share 0.50 >= 0.3)")
+    assert alert_text(summary).startswith(
+        "DRIFT in batch b7: 44 of the features drifted (share 0.50 >= 0.300, false-alarm rate 4.0% at 12 files); "
+        "estimated accuracy 55.0% [40.0%, 70.0%]"
+    )
     assert "tempo up 12.0 %; zcr_mean down 3.0 %" in alert_text(summary)
     text = markdown(summary)
     assert "# Drift check b7: **drift**" in text and "12 files scored by gtzan-genre v3; 1 refused" in text
@@ -49,5 +52,27 @@ def test_alert_artifact_and_terminal_report_read_the_same_fields():
     render(summary=summary, console=Console(file=out, width=200, color_system=None))
     printed = out.getvalue()
     assert "drift batch b7: 44 drifted features, share 0.500" in printed and "0.800 → 0.600" in printed
-    assert "refused /in/bad.ogg: cannot decode audio" in printed
+    assert "refused /in/bad.ogg: cannot decode audio" in printed and "novel: odd.ogg (percentile 100)" in printed
+    assert "estimated accuracy 55.0% [40.0%, 70.0%] (no labels)" in printed
+    assert "estimated accuracy (no labels): 55.0% [40.0%, 70.0%]" in text and "odd.ogg (100th pct)" in text
     assert exit_code(summary) == EXIT_DRIFT and exit_code(drift_summary(drift=False)) == EXIT_OK
+
+
+def test_a_summary_written_before_the_estimate_and_novelty_still_reads():
+    """summary.json files of the first release lack the accuracy estimate, novelty, realized accuracy and the
+    false-alarm rate: they read with those as None (NaN), and the alert, artifact and terminal report say so."""
+    data = drift_summary(batch_id="old", share=0.5, count=44).to_dict()
+    for key in ("estimated_accuracy", "novel_files", "n_novel", "realized"):
+        del data[key]
+    del data["signals"]["features"]["false_alarm"]
+    summary = DriftSummary.from_dict(json.loads(json.dumps(data)))
+    assert summary.estimated_accuracy is None and summary.novel_files is None and summary.n_novel is None
+    assert summary.realized is None and summary.signals.features.share == 0.5
+    assert summary.novel_names() == [] and summary.estimate_text() == "not recorded"
+    assert "estimated accuracy not recorded; most moved: tempo up 12.0 %" in alert_text(summary)
+    text = markdown(summary)
+    assert "estimated accuracy (no labels): not recorded" in text and "most novel files: none" in text
+    out = io.StringIO()
+    render(summary=summary, console=Console(file=out, width=200, color_system=None))
+    assert "estimated accuracy not recorded (no labels)" in out.getvalue()
+    assert DriftSummary.from_dict(summary.to_dict()) == summary  # and it round-trips in its new form

@@ -100,6 +100,14 @@ def test_drift_alert_posts_to_the_configured_webhook(params):
     thread.join(timeout=10)
     server.server_close()
     assert result["webhook"] == 204
-    assert received == [{"text": result["text"], "batch_id": "b1", "verdict": "drift"}]
+    assert received == [
+        {
+            "text": result["text"],
+            "batch_id": "b1",
+            "verdict": "drift",
+            "estimated_accuracy": {"estimate": 0.55, "low": 0.4, "high": 0.7, "level": 0.9},
+            "novel_files": ["odd.ogg"],
+        }
+    ]
     assert "40 of the features drifted" in result["text"] and "tempo up 12.0 %" in result["text"]
     assert params["monitoring"]["webhook_url"] is None  # off by default

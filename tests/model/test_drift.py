@@ -1,6 +1,7 @@
 """The drift check end to end on the real data, with a temp registry champion, store and workspace:
 the 110 modern clips drift, the GTZAN test-split tracks do not (the false-alarm check); the daily
-flow archives its inbox; a bad or odd file is refused with its reason while the batch goes on."""
+flow archives its inbox; a bad or odd file is refused with its reason while the batch goes on; per-file
+novelty; attach-labels; the dashboard (three batches, labels attached) and the overview page in Chromium."""
 
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ from mlflow.tracking import MlflowClient
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
-from monitoring.cli import EXIT_DRIFT, EXIT_OK, app
+from monitoring.check import check_batch
+from monitoring.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, app
+from monitoring.novelty import fit_novelty, novelty
+from monitoring.reference import reference_tracks
 from monitoring.scoring import load_scoring_model, score_batch
 from monitoring.store import read_table
 from musicgenre.config import resolve
 from musicgenre.evaluation import proba_columns
-from musicgenre.io import atomic_path
+from musicgenre.io import atomic_path, file_sha256
+from tests.code.test_overview import plotted_traces
 from tests.helpers import MODERN, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,7 +47,6 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,2400",
     "--virtual-time-budget=20000",
 ]
 UI_START_TIMEOUT_S = 90
@@ -56,6 +60,7 @@ def monitoring_params(registry, tmp_path_factory):
     local["monitoring"].update(
         {name: str(root / name) for name in ("inbox", "archive", "store", "reports", "workspace")}
     )
+    local["monitoring"]["overview"] = str(root / "reports" / "overview.html")
     (root / "params.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
     return {"params": local, "file": root / "params.yaml", "uri": registry["uri"], "root": root}
 
@@ -100,6 +105,44 @@ def modern_run(monitoring_params, gtzan_test_run):
     return {"exit_code": result.exit_code, "summary": json.loads(result.stdout)}
 
 
+@pytest.fixture(scope="session")
+def mixed_run(monitoring_params, modern_run, gtzan_test_run, gtzan_manifest):
+    """A third batch (after the other two): 10 GTZAN test-split tracks and 10 modern clips."""
+    params = monitoring_params["params"]
+    folder = monitoring_params["root"] / "mixed-batch"
+    folder.mkdir()
+    paths = gtzan_manifest.set_index("track").loc[gtzan_test_run["tracks"][::3][:10], "abs_path"]
+    for path in [*paths, *_modern()[::11][:10]]:
+        shutil.copy2(path, folder / path.name)
+    champion = load_scoring_model(params=params, tracking_uri=monitoring_params["uri"])
+    return check_batch(folder=folder, params=params, champion=champion, batch_id="mixed").to_dict()
+
+
+def _attach(monitoring_params, batch_id: str, csv: Path):
+    return CliRunner().invoke(
+        app, ["attach-labels", batch_id, str(csv), "--params", str(monitoring_params["file"])], catch_exceptions=False
+    )
+
+
+def _stored_files(params) -> dict[str, str]:
+    """sha256 of every file in the store and the reports folder (what attach-labels may write)."""
+    settings = params["monitoring"]
+    roots = [resolve(settings["store"]), resolve(settings["reports"])]
+    return {str(p): file_sha256(p) for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def labelled(monitoring_params, gtzan_test_run, gtzan_manifest, modern_run):
+    """The GTZAN test batch's true genres attached (a CSV as a user writes it) after the bad CSVs were refused."""
+    summary = gtzan_test_run["summary"]
+    truth = gtzan_manifest.set_index("track").loc[gtzan_test_run["tracks"]]
+    labels = pd.DataFrame({"file": [Path(f).name for f in truth["file"]], "genre": truth["genre"].to_list()})
+    csv = monitoring_params["root"] / "labels.csv"
+    labels.to_csv(csv, index=False)
+    result = _attach(monitoring_params, summary["batch_id"], csv)
+    return {"result": result, "labels": labels, "batch_id": summary["batch_id"]}
+
+
 def _modern():
     return sorted(MODERN.rglob("*.ogg"))
 
@@ -113,11 +156,11 @@ def _artifacts(key: str) -> list:
 
 
 def test_modern_clips_drift(modern_run, monitoring_params, modern_clips):
-    summary, settings = modern_run["summary"], monitoring_params["params"]["monitoring"]
+    summary = modern_run["summary"]
     features = summary["signals"]["features"]
     assert modern_run["exit_code"] == EXIT_DRIFT and summary["verdict"] == "drift"
     assert summary["n_current"] == len(modern_clips) == 110
-    assert features["share"] >= settings["drift_share_threshold"]
+    assert features["share"] >= features["threshold"] and 0 <= features["false_alarm"] <= 0.05
     assert features["count"] == round(features["share"] * 88)
     top = summary["top_features"]
     assert all(row["drifted"] and row["direction"] in ("up", "down") for row in top)
@@ -131,7 +174,7 @@ def test_gtzan_test_split_does_not_drift(gtzan_test_run, monitoring_params):
     features = summary["signals"]["features"]
     assert summary["verdict"] == "no-drift" and summary["alert"] is None
     assert summary["n_current"] == len(gtzan_test_run["tracks"]) and not summary["rejected"]
-    assert features["share"] < monitoring_params["params"]["monitoring"]["drift_share_threshold"]
+    assert features["share"] < features["threshold"]
     print(f"\nGTZAN test split: share {features['share']:.3f} ({features['count']} features)")
 
 
@@ -227,11 +270,37 @@ def _evidently_ui(workspace: Path):
         process.wait(timeout=30)
 
 
+def _chromium(url: str, *, screenshot: Path, profile: Path, size: str) -> str:
+    """The page's DOM after scripts ran, and its screenshot, from a real headless Chromium."""
+    return subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--window-size={size}",
+            f"--user-data-dir={profile}",
+            f"--screenshot={screenshot}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+
+
+def _keep(screenshot: Path, *, params, name: str) -> None:
+    with atomic_path(resolve(params["monitoring"]["reports"]) / name, suffix=".png") as target:
+        shutil.copyfile(screenshot, target)
+
+
 def test_dashboard_renders_every_panel_with_data_in_chromium(
-    modern_run, gtzan_test_run, monitoring_params, params, tmp_path
+    modern_run, gtzan_test_run, mixed_run, labelled, monitoring_params, params, tmp_path
 ):
-    """The served dashboard in a real headless Chromium: titles, counters of the latest batch, one
-    point per batch, legends of the drifted features; the screenshot goes to reports/drift/."""
+    """The served dashboard in a real headless Chromium after three batches and one label set: titles,
+    counters of the latest batch, one point per batch, the latest verdict with its false-alarm rate, its
+    most novel files, realized accuracy, legends of the drifted features; the screenshot goes to
+    reports/drift/dashboard.png."""
     import httpx
 
     from monitoring.dashboard import open_project, panels
@@ -241,28 +310,122 @@ def test_dashboard_renders_every_panel_with_data_in_chromium(
     screenshot = tmp_path / "dashboard.png"
     with _evidently_ui(resolve(local["monitoring"]["workspace"])) as url:
         assert [p["name"] for p in httpx.get(f"{url}/api/projects").json()] == [local["monitoring"]["project"]]
-        dom = subprocess.run(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={tmp_path / 'chromium'}",
-                f"--screenshot={screenshot}",
-                "--dump-dom",
-                f"{url}/projects/{project.id}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+        dom = _chromium(
+            f"{url}/projects/{project.id}", screenshot=screenshot, profile=tmp_path / "chromium", size="1400,4200"
+        )
     text = re.sub(r"\|+", "|", re.sub(r"<[^>]+>", "|", dom))
-    summary = modern_run["summary"]
     for panel in panels(params=local, top_features=[]):
         assert panel.title in text
-    assert f"|Drifted features (latest batch)|{summary['signals']['features']['count']}|count|" in text
-    assert len(set(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text))) >= 2  # a point per batch
-    assert all(f"|{row['feature']}|" in text for row in summary["top_features"])
+    features = mixed_run["signals"]["features"]
+    assert f"|Drifted features (latest batch)|{features['count']}|count|" in text
+    assert len(set(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text))) >= 3  # a point per batch
+    assert f"batch mixed: {mixed_run['verdict']}, share {features['share']:.3f}" in text
+    assert f"(false-alarm rate {features['false_alarm']:.1%})" in text
+    assert mixed_run["novel_files"][0]["file"] in text
+    assert all(f"|{legend}|" in text for legend in ("estimated accuracy", "realized accuracy", "false-alarm rate"))
+    assert all(f"|{row['feature']}|" in text for row in mixed_run["top_features"])
     assert all(f"|{genre}|" in text for genre in local["genres"])
-    assert dom.count("<svg") >= 4 and screenshot.stat().st_size > 50_000
-    with atomic_path(resolve(params["monitoring"]["reports"]) / "dashboard.png", suffix=".png") as target:
-        shutil.copyfile(screenshot, target)
+    assert dom.count("<svg") >= 6 and screenshot.stat().st_size > 50_000
+    _keep(screenshot, params=params, name="dashboard.png")
+
+
+def test_overview_page_draws_each_genre_in_its_colour_in_chromium(
+    mixed_run, labelled, monitoring_params, params, tmp_path
+):
+    """reports/drift/overview.html after three batches: ten genre lines in ten distinct colours, straight
+    segments, one point per batch in time order; rendered by Chromium (plotly draws its SVG traces)."""
+    local = monitoring_params["params"]
+    page = resolve(local["monitoring"]["overview"])
+    traces = {t["name"]: t for t in plotted_traces(page.read_text())}
+    colours = [traces[g]["line"]["color"] for g in local["genres"]]
+    assert len(set(colours)) == 10 and all(t["line"]["shape"] == "linear" for t in traces.values())
+    batches = traces["blues"]["x"]
+    assert batches[1:] == ["modern", "mixed"] and len(batches) == 3
+    shares = {row["genre"]: row["current_share"] for row in mixed_run["genre_distribution"]}
+    assert [traces[g]["y"][-1] for g in local["genres"]] == pytest.approx([shares[g] for g in local["genres"]])
+    screenshot = tmp_path / "overview.png"
+    dom = _chromium(page.as_uri(), screenshot=screenshot, profile=tmp_path / "chromium", size="1400,1300")
+    assert dom.count('class="scatterlayer') >= 3 and dom.count('class="trace scatter') >= 14
+    assert all(colour.lower() in dom.lower() or colour in dom for colour in colours)
+    _keep(screenshot, params=params, name="overview.png")
+
+
+def test_novelty_percentiles_of_gtzan_tracks_on_the_real_embeddings(params, pipeline_artifacts):
+    """A reference (training) track is among its own neighbours: a low percentile; a test-split track by an
+    artist the reference never saw lands mid-range, as the leave-group-out null intends."""
+    model = fit_novelty(params=params)
+    embeddings = pd.read_parquet(resolve(params["paths"]["embeddings"])).set_index("track")
+    columns = [c for c in embeddings.columns if c.startswith("emb_")]
+    splits = pd.read_csv(resolve(params["paths"]["splits"]))
+    test = splits.loc[splits["split_grouped"] == "test", "track"]
+    train = novelty(model=model, embeddings=embeddings.loc[reference_tracks(params=params), columns].to_numpy())
+    held_out = novelty(model=model, embeddings=embeddings.loc[test, columns].to_numpy())
+    assert len(model.loo_scores) == len(train) == 106 and np.isfinite(model.loo_scores).all()
+    assert train["novelty_percentile"].median() < 10
+    assert 25 <= held_out["novelty_percentile"].median() <= 65
+    assert (train["novelty"].to_numpy() < held_out["novelty"].median()).mean() > 0.9
+    print(
+        f"\nnovelty percentile medians: training {train['novelty_percentile'].median():.0f}, "
+        f"test split {held_out['novelty_percentile'].median():.0f}"
+    )
+
+
+def test_novelty_is_stored_with_the_predictions_and_named_in_the_summary(modern_run, gtzan_test_run, monitoring_params):
+    params = monitoring_params["params"]
+    predictions = read_table(store=resolve(params["monitoring"]["store"]), table="predictions")
+    assert predictions["novelty"].gt(0).all() and predictions["novelty_percentile"].between(0, 100).all()
+    percentile = predictions.groupby("batch_id")["novelty_percentile"].mean()
+    gtzan_id = gtzan_test_run["summary"]["batch_id"]
+    assert percentile["modern"] > percentile[gtzan_id]  # modern clips sit a little further from GTZAN train
+    for summary in (modern_run["summary"], gtzan_test_run["summary"]):
+        rows = predictions[predictions["batch_id"] == summary["batch_id"]].sort_values("novelty", ascending=False)
+        top = params["monitoring"]["novelty"]["top_files"]
+        assert [r["file"] for r in summary["novel_files"]] == rows["file"].head(top).tolist()
+        assert summary["n_novel"] == int((rows["novelty_percentile"] > 99).sum())
+    print(f"\nmean novelty percentile: GTZAN test {percentile[gtzan_id]:.0f}, modern {percentile['modern']:.0f}")
+
+
+def test_attach_labels_records_the_realized_accuracy(labelled, monitoring_params, gtzan_test_run):
+    params, batch_id = monitoring_params["params"], labelled["batch_id"]
+    assert labelled["result"].exit_code == EXIT_OK, labelled["result"].output
+    store = resolve(params["monitoring"]["store"])
+    predictions = read_table(store=store, table="predictions", batch_id=batch_id).set_index("file")
+    truth = labelled["labels"].set_index("file")["genre"]
+    accuracy = float((predictions.loc[truth.index, "predicted_genre"] == truth).mean())
+    folder = resolve(params["monitoring"]["reports"]) / batch_id
+    realized = json.loads((folder / "summary.json").read_text())["realized"]
+    assert realized["accuracy"] == pytest.approx(accuracy) and realized["n_labelled"] == len(truth) == 32
+    assert f"realized accuracy {accuracy:.1%} on 32 labelled files" in labelled["result"].stdout
+    stored = read_table(store=store, table="labels", batch_id=batch_id)
+    assert stored.set_index("file")["genre"].sort_index().equals(truth.sort_index())
+    assert (folder / "classification.html").stat().st_size > 100_000
+    traces = {t["name"]: t for t in plotted_traces(resolve(params["monitoring"]["overview"]).read_text())}
+    realized_line = dict(zip(traces["realized accuracy"]["x"], traces["realized accuracy"]["y"]))
+    assert realized_line[batch_id] == pytest.approx(accuracy) and realized_line["modern"] is None
+    print(f"\nGTZAN test batch: realized accuracy {accuracy:.1%}")
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("FIRST", "pop"), ("not-in-batch.ogg", "rock")], "files not in batch modern: 'not-in-batch.ogg'"),
+        ([("FIRST", "pop"), ("SECOND", "polka")], "unknown genres 'polka'"),
+        ([("FIRST", "pop"), ("SECOND", "rock"), ("FIRST", "rock")], "duplicate rows for 'FIRST'"),
+    ],
+    ids=["unknown-file", "unknown-genre", "duplicate-row"],
+)
+def test_a_bad_labels_csv_is_one_line_and_changes_nothing_stored(
+    rows, message, monitoring_params, modern_run, tmp_path
+):
+    params = monitoring_params["params"]
+    files = read_table(store=resolve(params["monitoring"]["store"]), table="predictions", batch_id="modern")["file"]
+    names = {"FIRST": files.iat[0], "SECOND": files.iat[1]}
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame([(names.get(f, f), g) for f, g in rows], columns=["file", "genre"]).to_csv(csv, index=False)
+    before = _stored_files(params)
+    result = _attach(monitoring_params, "modern", csv)
+    assert result.exit_code == EXIT_ERROR and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {csv}: ")
+    assert message.replace("FIRST", names["FIRST"]) in result.stderr
+    assert _stored_files(params) == before
+    assert read_table(store=resolve(params["monitoring"]["store"]), table="labels", batch_id="modern").empty
