@@ -7,16 +7,16 @@ Folds come from musicgenre.splits.grouped_folds (no artist on both sides); repea
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from .models import fit_predictor
-from .models.data import Tables, track_features
-from .splits import SPLITS, grouped_folds
+from .models.data import Tables
+from .models.predictor import proba_columns
+from .oof import out_of_fold
+from .splits import SPLITS
 
 HOLDOUT_PROTOCOL = "grouped"  # its test split is the final report's, so no CV fold ever holds it
 
@@ -56,33 +56,29 @@ def cross_validate(
     threads: int,
     embedding: TaggerRef | None = None,
 ) -> dict[str, Any]:
-    """cv_<metric>_mean/_std over folds x repeats held-out folds of the model `name`."""
+    """cv_<metric>_mean/_std over folds x repeats held-out folds of the model `name` (its out-of-fold rows)."""
     tracks = cv_tracks(tables=tables)
-    labels = tracks["genre"].map(classes.index).to_numpy()
-    items = track_features(tables=tables, tracks=tracks["track"])
-    scores = []
-    for repeat in range(repeats):
-        with warnings.catch_warnings():  # a genre with fewer artists than folds is expected on subsets
-            warnings.simplefilter("ignore", UserWarning)
-            pairs = grouped_folds(tracks, n_splits=folds, seed=seed + repeat)
-        for train_idx, test_idx in pairs:
-            held_out = [items[i] for i in test_idx]
-            predictor = fit_predictor(
-                name=name,
-                settings=settings,
-                seed=seed,
-                classes=classes,
-                threads=threads,
-                train_items=[items[i] for i in train_idx],
-                train_labels=labels[train_idx],
-                valid_items=held_out,
-                valid_labels=labels[test_idx],
-                embedding=embedding,
-            )
-            scores.append(fold_scores(truth=labels[test_idx], proba=predictor.predict_proba(held_out)))
-    frame = pd.DataFrame(scores)
+    oof = out_of_fold(
+        name=name,
+        settings=settings,
+        tables=tables,
+        tracks=tracks,
+        classes=classes,
+        seed=seed,
+        folds=folds,
+        repeats=repeats,
+        threads=threads,
+        embedding=embedding,
+    )
+    columns = proba_columns(classes)
+    frame = pd.DataFrame(
+        [
+            fold_scores(truth=rows["genre"].map(classes.index).to_numpy(), proba=rows[columns].to_numpy())
+            for _, rows in oof.groupby(["repeat", "fold"])
+        ]
+    )
     summary = {}
     for metric in ("accuracy", "macro_f1"):  # std over the folds x repeats scores (sample std, ddof=1)
         summary[f"cv_{metric}_mean"] = float(frame[metric].mean())
         summary[f"cv_{metric}_std"] = float(frame[metric].std(ddof=1)) if len(frame) > 1 else 0.0
-    return {**summary, "cv_folds": folds, "cv_repeats": repeats, "cv_fits": len(scores), "cv_tracks": len(tracks)}
+    return {**summary, "cv_folds": folds, "cv_repeats": repeats, "cv_fits": len(frame), "cv_tracks": len(tracks)}

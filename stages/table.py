@@ -56,17 +56,18 @@ def accuracies(summary: Summary) -> str:
 
 
 def best_model(summary: Summary) -> str:
-    """'20 runs scored; best valid macro-F1 0.712 (transfer_logreg, grouped)'."""
-    runs = [
-        (scores["valid"]["macro_f1"], model, protocol)
+    """'20 runs scored; best grouped-CV macro-F1 0.645 ± 0.122 (transfer_concat)': the champion's criterion."""
+    runs = sum(len(by_protocol) for by_protocol in summary.values())
+    cv = [
+        (scores["cv_macro_f1_mean"], scores["cv_macro_f1_std"], model)
         for model, by_protocol in summary.items()
-        for protocol, scores in by_protocol.items()
-        if "macro_f1" in scores.get("valid", {})
+        for scores in by_protocol.values()
+        if "cv_macro_f1_mean" in scores
     ]
-    if not runs:
-        return "no run with valid-split metrics"
-    score, model, protocol = max(runs)
-    return f"{len(runs)} runs scored; best valid macro-F1 {score:.3f} ({model}, {protocol})"
+    if not cv:
+        return f"{runs} runs scored; none cross-validated"
+    mean, std, model = max(cv)
+    return f"{runs} runs scored; best grouped-CV macro-F1 {mean:.3f} ± {std:.3f} ({model})"
 
 
 def promotion(summary: Summary) -> str:

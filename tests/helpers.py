@@ -158,6 +158,19 @@ def write_predictions(*, model_dir: Path, proba: np.ndarray, split: pd.DataFrame
     return scalar_metrics(evaluate_predictions(frame=predictions, classes=genres, splits=list(SPLITS)))
 
 
+def valid_calibration(*, predictions: pd.DataFrame, classes: list[str], coverage: float) -> dict:
+    """A temperature and genre-set threshold fitted on a model's valid-split predictions: a stand-in for
+    the evaluate stage's grouped out-of-fold fit, so a test champion carries a calibration too."""
+    from musicgenre.calibration import apply_temperature, conformal_threshold, fit_temperature
+    from musicgenre.models.predictor import proba_columns
+
+    valid = predictions[predictions["split"] == "valid"]
+    proba, labels = valid[proba_columns(classes)].to_numpy(), valid["genre"].map(classes.index).to_numpy()
+    temperature = fit_temperature(proba, labels)
+    threshold = conformal_threshold(apply_temperature(proba, temperature), labels, coverage=coverage)
+    return {"temperature": temperature, "threshold": threshold, "coverage_target": coverage}
+
+
 def train_and_register(*, params: dict, root: Path, model: str, overrides: dict | None = None) -> dict:
     """Train `model` with the real train stage (grouped protocol only) into `root` and register it in a
     sqlite registry under `root`: the registry URI, params and a params file for subprocesses."""
@@ -182,7 +195,12 @@ def train_and_register(*, params: dict, root: Path, model: str, overrides: dict 
     scores = scalar_metrics(evaluate_predictions(frame=predictions, classes=local["genres"], splits=list(SPLITS)))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        record = register(model_dir=model_dir, scores=scores, params=local)
+        record = register(
+            model_dir=model_dir,
+            scores=scores,
+            params=local,
+            calibration=valid_calibration(predictions=predictions, classes=local["genres"], coverage=0.9),
+        )
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(local))
     return {"uri": uri, "params": local, "params_file": params_file, "model_dir": model_dir, "record": record}

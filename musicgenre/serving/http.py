@@ -61,9 +61,9 @@ async def read_limited(request: Request, *, limit: int) -> bytes:
     return bytes(body)
 
 
-def score_upload(*, model: Any, data: bytes, filename: str, top_k: int, extensions: list[str]) -> list[dict[str, Any]]:
-    """Top-k genres of one uploaded file; an unusable file is a 422 naming the reason. The client's
-    file name is only echoed and lends a known audio suffix: it never becomes a path."""
+def score_upload(*, model: Any, data: bytes, filename: str, top_k: int, extensions: list[str]) -> dict[str, Any]:
+    """Top-k genres and the genre set of one uploaded file; an unusable file is a 422 naming the reason.
+    The client's file name is only echoed and lends a known audio suffix: it never becomes a path."""
     suffix = Path(filename).suffix.lower()
     suffix = suffix if suffix[1:] in extensions else ""
     with tempfile.TemporaryDirectory(prefix="genre-upload-") as folder:
@@ -73,7 +73,9 @@ def score_upload(*, model: Any, data: bytes, filename: str, top_k: int, extensio
     if errors[0]:
         raise HTTPException(422, f"{filename}: {errors[0].replace(str(path) + ': ', '')}")
     order = np.argsort(-proba[0], kind="stable")[:top_k]
-    return [{"genre": model.classes[i], "probability": round(float(proba[0][i]), 4)} for i in order]
+    top = [{"genre": model.classes[i], "probability": round(float(proba[0][i]), 4)} for i in order]
+    # a version registered before bundles carried a calibration has no sets
+    return {"top": top, "set": model.genre_sets(proba)[0] if hasattr(model, "genre_sets") else []}
 
 
 def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> FastAPI:
@@ -98,7 +100,7 @@ def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> Fa
     async def predict(request: Request, filename: str = "upload") -> dict[str, Any]:
         data = await read_limited(request, limit=int(settings["max_upload_mb"] * MB))
         found, model = await run_in_threadpool(champion)
-        top = await run_in_threadpool(
+        scored = await run_in_threadpool(
             score_upload,
             model=model,
             data=data,
@@ -106,7 +108,7 @@ def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> Fa
             top_k=params["predict"]["top_k"],
             extensions=params["predict"]["extensions"],
         )
-        return {"filename": filename, "top": top, "model": {"name": found.name, "version": found.version}}
+        return {"filename": filename, **scored, "model": {"name": found.name, "version": found.version}}
 
     return app
 

@@ -64,11 +64,14 @@ def test_headlines_tell_counts_metric_time_and_place():
         headline(stage=STAGES["validate"], item=None, summary=validate, seconds=3, output="r")
         == "validate: 173 tracks, 170 kept, 3 dropped in 3.0 s -> r"
     )
-    metrics = {
-        "svm": {"grouped": {"valid": {"macro_f1": 0.61}}, "random": {"valid": {"macro_f1": 0.8}}},
-        "knn": {"grouped": {"valid": {"macro_f1": 0.55}}},
+    metrics = {  # the champion's criterion is grouped CV: a better valid or random score does not count
+        "svm": {
+            "grouped": {"cv_macro_f1_mean": 0.61, "cv_macro_f1_std": 0.1, "valid": {"macro_f1": 0.9}},
+            "random": {"valid": {"macro_f1": 0.95}},
+        },
+        "knn": {"grouped": {"cv_macro_f1_mean": 0.55, "cv_macro_f1_std": 0.2}},
     }
-    assert STAGES["evaluate"].headline(metrics) == "3 runs scored; best valid macro-F1 0.800 (svm, random)"
+    assert STAGES["evaluate"].headline(metrics) == "3 runs scored; best grouped-CV macro-F1 0.610 ± 0.100 (svm)"
     train = {"grouped": {"valid_accuracy": 0.6, "test_accuracy": 0.5}}
     assert (
         headline(stage=STAGES["train"], item="svm", summary=train, seconds=0, output="m/svm")

@@ -70,6 +70,7 @@ def test_good_file_gets_top3_from_the_champion(service, gtzan_slice, modern_clip
         body = response.json()
         probabilities = [p["probability"] for p in body["top"]]
         assert len(body["top"]) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert body["set"] and set(body["set"]) <= set(service["champion"]["params"]["genres"])
         assert body["model"]["version"] == service["champion"]["record"]["challenger_version"]
     assert httpx.get(f"{service['url']}/health").json()["status"] == "ok"
 
@@ -89,6 +90,23 @@ def test_bad_uploads_are_refused_with_the_reason_and_the_service_goes_on(service
     assert post(service, gtzan_slice.abs_path[1].read_bytes(), "again.flac").status_code == 200
 
 
+def read_response(connection: socket.socket) -> str:
+    """A whole HTTP response: the headers, then as many body bytes as Content-Length says."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(4096) or b"\r\n\r\n"
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
+    while len(body) < length:
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode(errors="replace")
+
+
 def test_oversized_upload_refused_before_its_body_is_read(service):
     """Only the headers are sent, declaring a body above the limit: the answer comes without the body."""
     limit = int(service["limit_mb"] * 1024 * 1024)
@@ -98,7 +116,7 @@ def test_oversized_upload_refused_before_its_body_is_read(service):
             f"POST /predict?filename=big.wav HTTP/1.1\r\nHost: {host}\r\n"
             f"Content-Type: application/octet-stream\r\nContent-Length: {limit + 1}\r\n\r\n".encode()
         )
-        reply = connection.recv(4096).decode(errors="replace")
+        reply = read_response(connection)
     assert reply.startswith("HTTP/1.1 413") and "above the limit" in reply
     streamed = httpx.post(
         f"{service['url']}/predict",
