@@ -17,6 +17,7 @@ from monitoring.reference import reference_table
 from monitoring.scoring import Champion, ScoredBatch, score_batch
 from monitoring.summary import DriftSummary, ModelRef
 from musicgenre.errors import DataError
+from musicgenre.models.predictor import PROBA_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def current_table(batch: ScoredBatch) -> pd.DataFrame:
     """The batch's track-level features joined with the champion's top genre, confidence, probabilities
     and each file's novelty."""
     kept = ["file", GENRE, CONFIDENCE, "novelty", "novelty_percentile"]
-    kept += [c for c in batch.predictions.columns if c.startswith("proba_")]
+    kept += [c for c in batch.predictions.columns if c.startswith(PROBA_PREFIX)]
     return batch.features.merge(batch.predictions[kept], on="file", validate="one_to_one")
 
 
