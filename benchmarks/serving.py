@@ -82,8 +82,14 @@ def predict_steps(model: Any, clip: str, repeats: int) -> list[tuple[str, float]
     mono = samples.mean(axis=1, dtype=np.float64)
     steps: list[tuple[str, Callable[[], Any]]] = [("decode (libsndfile)", lambda: read_native(clip))]
     if predictor.needs_features:
+        from musicgenre.features import extract
+
         target = model.config.sample_rate
-        steps.append((f"resample to {target} Hz", lambda: resample(mono, orig_sr=rate, target_sr=target)))
+        y_features = resample(mono, orig_sr=rate, target_sr=target)
+        steps += [
+            (f"resample to {target} Hz", lambda: resample(mono, orig_sr=rate, target_sr=target)),
+            ("classic features (extract)", lambda: extract(y_features, config=model.config)),
+        ]
     if predictor.embedding is not None:
         tagger = predictor.embedding.load()
         y = resample(mono, orig_sr=rate, target_sr=tagger.sample_rate)

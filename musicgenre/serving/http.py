@@ -32,8 +32,8 @@ MB = 1024 * 1024
 class ChampionHolder:
     """The opened champion, replaced when the registry's alias names another version."""
 
-    def __init__(self, *, uri: str, name: str, alias: str):
-        self.uri, self.name, self.alias = uri, name, alias
+    def __init__(self, *, uri: str, name: str, alias: str, warmup_seconds: float):
+        self.uri, self.name, self.alias, self.warmup_seconds = uri, name, alias, warmup_seconds
         self.lock = threading.Lock()
         self.version: ChampionVersion | None = None
         self.model: Any = None
@@ -43,7 +43,21 @@ class ChampionHolder:
         with self.lock:
             if self.version != latest:
                 self.version, self.model = open_champion(uri=self.uri, name=self.name, alias=self.alias)
+                warm_up(self.model, seconds=self.warmup_seconds)
             return self.version, self.model
+
+
+def warm_up(model: Any, *, seconds: float) -> None:
+    """One predict of generated noise when a version is opened: its first predict loads the feature code
+    and builds filter banks (~1.5 s), which no client's request should wait for."""
+    import soundfile as sf
+
+    rate = 22050
+    noise = np.random.default_rng(0).normal(scale=0.1, size=int(rate * seconds)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="genre-warmup-") as folder:
+        path = Path(folder) / "warmup.wav"
+        sf.write(path, noise, rate)
+        model.predict_paths([str(path)])
 
 
 async def read_limited(request: Request, *, limit: int) -> bytes:
@@ -81,9 +95,18 @@ def score_upload(*, model: Any, data: bytes, filename: str, top_k: int, extensio
 def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> FastAPI:
     settings, register = params["serve"], params["register"]
     holder = ChampionHolder(
-        uri=tracking_uri or resolve_tracking_uri(params=params), name=register["model_name"], alias=register["alias"]
+        uri=tracking_uri or resolve_tracking_uri(params=params),
+        name=register["model_name"],
+        alias=register["alias"],
+        warmup_seconds=settings["warmup_seconds"],
     )
     app = FastAPI(title="GTZAN genre scoring", docs_url=None, redoc_url=None)
+    # uploads scored at once are bounded: each predict holds a decoded file and uses every core
+    scoring = threading.BoundedSemaphore(settings["concurrent_scoring"])
+
+    def score(**kwargs: Any) -> dict[str, Any]:
+        with scoring:
+            return score_upload(**kwargs)
 
     def champion() -> tuple[ChampionVersion, Any]:
         try:
@@ -101,7 +124,7 @@ def create_app(*, params: dict[str, Any], tracking_uri: str | None = None) -> Fa
         data = await read_limited(request, limit=int(settings["max_upload_mb"] * MB))
         found, model = await run_in_threadpool(champion)
         scored = await run_in_threadpool(
-            score_upload,
+            score,
             model=model,
             data=data,
             filename=filename,
