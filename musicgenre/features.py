@@ -37,8 +37,8 @@ import numpy as np
 import pyfftw
 import scipy.fft
 import scipy.sparse
-from threadpoolctl import ThreadpoolController
 
+from .blas import single_blas_thread
 from .errors import DataError, require
 from .memory import keep_freed_buffers
 
@@ -158,7 +158,7 @@ def extract(y: np.ndarray, *, config: FeatureConfig) -> tuple[np.ndarray, np.nda
     # threadpoolctl lets one thread at a time set it: callers that extract from several threads
     # hold the limit around all of them (flows.extraction.map_extraction does).
     keep_freed_buffers()
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with single_blas_thread():
         return _extract(_check_signal(y, config), config)
 
 
@@ -394,11 +394,6 @@ def _moments(rows: np.ndarray) -> np.ndarray:
     third = ((rows - mean[:, None]) ** 3).mean(axis=1)
     skew = np.divide(third, std**3, out=np.zeros_like(std), where=std > 0)
     return np.stack([mean, std, skew], axis=1)
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()  # inspecting the loaded libraries once; limit() is then ~3 us
 
 
 @functools.lru_cache(maxsize=8)

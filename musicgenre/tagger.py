@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .blas import single_blas_thread
+
 MODEL_FILE = "tagger.onnx"
 MEL_FILE = "mel_basis.npy"
 SPEC_FILE = "tagger.json"
@@ -137,7 +139,7 @@ class Tagger:
         power = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length, frames=frames)
         # one BLAS thread: idle OpenBLAS threads spin after a product and would slow the network that
         # follows on the same cores (measured: warm predict 175 -> 125 ms with a single BLAS thread)
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with single_blas_thread():
             mel = (power @ self.mel_matrix).reshape(len(chosen), f.patch_frames, -1)
         return np.log10(self.config.log_compression * mel + 1.0, dtype=np.float32)
 
@@ -157,13 +159,6 @@ class Tagger:
         if not np.isfinite(embedding).all():
             raise ValueError("the tagger produced non-finite activations")
         return embedding
-
-
-@functools.cache
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # inspects the loaded libraries once; limit() is then ~3 us
 
 
 def _read_mel_basis(path: Path) -> np.ndarray:

@@ -16,8 +16,10 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from ..extraction import TrackFeatures
 from ..io import write_json
+from ..tagger import onnx_session
 from ..tf_runtime import tensorflow
 from .predictor import ExportSettings, TrainedModel, mean_by_track, normalise_rows, require_segments
+from .served import standardise_segments
 
 tf = tensorflow()  # before keras, which would import it with the start-up notices
 import keras  # noqa: E402
@@ -81,11 +83,6 @@ def build_network(*, architecture: str, h: dict[str, Any], input_shape: tuple[in
     return model
 
 
-def normalise(segments: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(n, mel, frames) -> (n, mel, frames, 1) standardised per mel band (training statistics)."""
-    return ((segments - mean[None, :, None]) / std[None, :, None])[..., None].astype(np.float32)
-
-
 class DeepPredictor(TrainedModel):
     family = "deep"
 
@@ -104,7 +101,7 @@ class DeepPredictor(TrainedModel):
         self.check = check  # raw training segments the ONNX export is checked on
 
     def normalise(self, segments: np.ndarray) -> np.ndarray:
-        return normalise(segments, mean=self.mean, std=self.std)
+        return standardise_segments(segments, mean=self.mean, std=self.std)
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         segments, counts = stack_segments(items)
@@ -131,9 +128,7 @@ class DeepPredictor(TrainedModel):
 
 def check_export(*, network: keras.Model, path: Path, inputs: np.ndarray, atol: float) -> None:
     """The ONNX graph must give Keras' probabilities: there is no fallback for a network."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)  # the session serving builds
     converted = session.run(None, {session.get_inputs()[0].name: inputs})[0]
     error = float(np.abs(converted - network.predict(inputs, verbose=0)).max())
     if error > atol:

@@ -36,6 +36,11 @@ def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray
     raise ValueError(f"unknown model input {input!r}")
 
 
+def standardise_segments(segments: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(n, mel, frames) -> (n, mel, frames, 1) float32 standardised per mel band (training statistics)."""
+    return ((segments - mean[None, :, None]) / std[None, :, None])[..., None].astype(np.float32)
+
+
 class ServedHead(Predictor):
     """Classic and transfer models: feature rows -> head probabilities -> mean over a track's rows."""
 
@@ -68,7 +73,7 @@ class ServedNetwork(Predictor):
         counts = [len(segments) for segments in mels]
         require_segments(items=items, counts=counts)
         segments = np.concatenate(mels).astype(np.float32)
-        inputs = ((segments - self.mean[None, :, None]) / self.std[None, :, None])[..., None].astype(np.float32)
+        inputs = standardise_segments(segments, mean=self.mean, std=self.std)
         name = self.session.get_inputs()[0].name
         proba = np.concatenate(
             [
