@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install chromium pipeline test test-fast lint lock benchmark serve serve-model deploy drift drift-study dashboard
+.PHONY: install chromium pipeline test test-fast lint lock benchmark serve serve-model deploy drift drift-study dashboard transfer-search
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -57,6 +57,9 @@ deploy: install  # the same deployments on a work pool of $$PREFECT_API_URL's se
 BATCH ?= ../shared/data/modern
 drift: install  # score BATCH (a folder of audio) with the champion, drift report vs GTZAN train; exit 3 on drift
 	$(BIN)/python -m monitoring.cli score-batch $(BATCH)
+
+transfer-search: install  # the grid behind transfer_ridge with its nested grouped-CV estimate: docs/MODEL_SEARCH.md
+	$(BIN)/python -m benchmarks.transfer_search
 
 drift-study: install  # the drift verdict's calibration + accuracy-estimate validation: docs/MONITORING.md
 	$(BIN)/python -m monitoring.study

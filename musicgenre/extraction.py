@@ -42,6 +42,7 @@ class TrackFeatures:
     segment_vectors: np.ndarray | None
     log_mels: np.ndarray | None
     embedding: np.ndarray | None = None  # pretrained-tagger embedding, only for predictors that need it
+    pooled: np.ndarray | None = None  # the tagger's pooled layer [mean, max], when its export has that output
 
     def classic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(track vector, segment vectors, log-mel segments); a clear error when they were not extracted."""
@@ -53,6 +54,11 @@ class TrackFeatures:
         if self.embedding is None:
             raise ValueError(f"{self.key}: no tagger embedding (extract with the model's tagger)")
         return self.embedding
+
+    def tagger_pooled(self) -> np.ndarray:
+        if self.pooled is None:
+            raise ValueError(f"{self.key}: no pooled tagger layer (its tagger export has no pooled output)")
+        return self.pooled
 
 
 @dataclass
@@ -88,18 +94,19 @@ def extract_file(
         max_file_mb=limits.max_file_mb,
     )
     classic: tuple[np.ndarray | None, ...] = (None, None, None)
-    vector = None
+    vector = pooled = None
     try:
         if config is not None and "features" in rates:
             from .features import extract
 
             classic = extract(signals[rates["features"]], config=config)
         if tagger is not None:
-            vector = tagger.embed(signals[rates["embedding"]])
+            vector, *rest = tagger.embed_layers(signals[rates["embedding"]])
+            pooled = rest[0] if rest else None
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
     track_vector, segment_vectors, log_mels = classic
-    return TrackFeatures(key, track_vector, segment_vectors, log_mels, embedding=vector)
+    return TrackFeatures(key, track_vector, segment_vectors, log_mels, embedding=vector, pooled=pooled)
 
 
 def _safe_extract(

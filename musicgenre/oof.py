@@ -19,6 +19,7 @@ from .models.predictor import proba_columns
 from .splits import grouped_folds
 
 if TYPE_CHECKING:
+    from .extraction import TrackFeatures
     from .tagger import TaggerRef
 
 
@@ -47,12 +48,14 @@ def out_of_fold(
     repeats: int,
     threads: int,
     embedding: TaggerRef | None = None,
+    items: list[TrackFeatures] | None = None,
 ) -> pd.DataFrame:
     """repeat, fold, track, genre, proba_<genre> x classes: one row per track per repeat.
-    `tracks` needs track, genre and artist_group columns."""
+    `tracks` needs track, genre and artist_group columns; `items` (in the order of `tracks`) replaces the
+    tables' features, e.g. embeddings made with other settings."""
     tracks = tracks.reset_index(drop=True)
     labels = tracks["genre"].map(classes.index).to_numpy()
-    items = track_features(tables=tables, tracks=tracks["track"])
+    items = items if items is not None else track_features(tables=tables, tracks=tracks["track"])
     parts = []
     for repeat, fold, train_idx, test_idx in fold_plan(tracks, folds=folds, repeats=repeats, seed=seed):
         held_out = [items[i] for i in test_idx]

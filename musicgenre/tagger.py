@@ -1,7 +1,8 @@
 """The pretrained musicnn tagger as it serves: an ONNX graph on ONNX Runtime, a numpy front end.
 
 `stages.export_tagger` converts the tagger once (TensorFlow, tf2onnx) into a folder holding
-`tagger.onnx` (the forward graph up to the embedding layer), `mel_basis.npy` (the tagger's mel filter
+`tagger.onnx` (the forward graph up to the embedding layer; its outputs are that layer and, when
+exported, the mid-end's temporal mean/max pools), `mel_basis.npy` (the tagger's mel filter
 bank) and `tagger.json` (its front end and tensor names). Everything here reads that folder only:
 neither TensorFlow nor librosa is imported, so a transfer model starts in a fraction of a second.
 
@@ -9,7 +10,7 @@ Per track: float32 log-mel exactly as the tagger was trained on (power STFT of a
 window, centred with zero padding like librosa's, the mel bank, log10(C * mel + 1)); whole
 non-overlapping 3-s patches; at most `max_patches` of them, the centres of equal parts of the
 track, so the cost of a clip is bounded whatever its length; the layer's activations pooled over
-the chosen patches into [mean, max].
+the chosen patches into [mean, max] (the embedding), and the same for the pooled layer (`pooled`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class EmbeddingConfig:
     log_compression: float  # C in log10(C * mel + 1), as the tagger's training pre-processing
     max_patches: int | None  # patches per track, spread evenly; None = every whole patch
     batch_patches: int  # patches per ONNX Runtime call (bounds memory on long files)
+    # a second output: the mid-end's temporal mean+max pools (what the penultimate layer reads); None = none
+    pooled_layer: str | None = None
     # intra-op threads, 0 = one per core: how to run, not what is computed (not compared)
     threads: int = field(default=0, compare=False)
 
@@ -76,13 +79,14 @@ class FrontEnd:
     patch_frames: int
     input_name: str
     output_name: str
+    pooled_name: str | None = None  # exported without the pooled output (an older folder): None
 
 
 def read_front_end(folder: Path) -> FrontEnd:
     path = Path(folder) / SPEC_FILE
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
-        return FrontEnd(**{f.name: spec[f.name] for f in fields(FrontEnd)})
+        return FrontEnd(**{f.name: spec[f.name] for f in fields(FrontEnd) if f.name in spec or f.default is not None})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path}: not a readable tagger spec ({exc})") from None
 
@@ -143,22 +147,38 @@ class Tagger:
             mel = (power @ self.mel_matrix).reshape(len(chosen), f.patch_frames, -1)
         return np.log10(self.config.log_compression * mel + 1.0, dtype=np.float32)
 
-    def activations(self, batch: np.ndarray) -> np.ndarray:
-        """(patches, units) activations of the exported layer, `batch_patches` at a time."""
+    @property
+    def outputs(self) -> list[str]:
+        """The embedding layer, then the pooled layer when the folder exports it (one network pass)."""
+        return [self.front.output_name] + ([self.front.pooled_name] if self.front.pooled_name else [])
+
+    def layer_activations(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Per exported output, its (patches, units) activations, `batch_patches` patches at a time."""
         step = self.config.batch_patches
-        parts = [
-            self.session.run([self.front.output_name], {self.front.input_name: batch[start : start + step]})[0]
+        runs = [
+            self.session.run(self.outputs, {self.front.input_name: batch[start : start + step]})
             for start in range(0, len(batch), step)
         ]
-        return np.concatenate(parts).reshape(len(batch), -1)
+        return [np.concatenate([run[i] for run in runs]).reshape(len(batch), -1) for i in range(len(self.outputs))]
+
+    def activations(self, batch: np.ndarray) -> np.ndarray:
+        """(patches, units) activations of the embedding layer."""
+        return self.layer_activations(batch)[0]
+
+    def embed_layers(self, y: np.ndarray) -> list[np.ndarray]:
+        """Per exported output, [mean, max] over the chosen patches (float64, 2 * units): the embedding,
+        then the pooled layer's when exported."""
+        vectors = []
+        for activations in self.layer_activations(self.patches(y)):
+            activations = activations.astype(np.float64)
+            vectors.append(np.concatenate([activations.mean(axis=0), activations.max(axis=0)]))
+        if not all(np.isfinite(vector).all() for vector in vectors):
+            raise ValueError("the tagger produced non-finite activations")
+        return vectors
 
     def embed(self, y: np.ndarray) -> np.ndarray:
-        """[mean, max] over the chosen patches of the layer's activations (float64, 2 * units)."""
-        activations = self.activations(self.patches(y)).astype(np.float64)
-        embedding = np.concatenate([activations.mean(axis=0), activations.max(axis=0)])
-        if not np.isfinite(embedding).all():
-            raise ValueError("the tagger produced non-finite activations")
-        return embedding
+        """[mean, max] over the chosen patches of the embedding layer's activations (float64, 2 * units)."""
+        return self.embed_layers(y)[0]
 
 
 def _read_mel_basis(path: Path) -> np.ndarray:
@@ -206,7 +226,10 @@ def cached_tagger(folder: str, config: EmbeddingConfig) -> Tagger:
     return Tagger(folder, config=config)
 
 
-def embedding_columns(size: int) -> list[str]:
+EMBEDDING_PREFIX, POOLED_PREFIX = "emb_", "pool_"
+
+
+def embedding_columns(size: int, *, prefix: str = EMBEDDING_PREFIX) -> list[str]:
     """Column names of an embedding of `size` values: the mean half, then the max half."""
     half = size // 2
-    return [f"emb_mean_{i:03d}" for i in range(half)] + [f"emb_max_{i:03d}" for i in range(half)]
+    return [f"{prefix}mean_{i:04d}" for i in range(half)] + [f"{prefix}max_{i:04d}" for i in range(half)]

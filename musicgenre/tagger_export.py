@@ -83,7 +83,8 @@ def frozen_graph_def(config: EmbeddingConfig) -> Any:
     # the training part (gradients, Adam) does not import in TF 2; the forward part does. The TF 1
     # helper is deprecated, not removed, and is exactly what this needs: its notice is silenced.
     with deprecation.silence():
-        graph = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, [config.layer.split(":")[0]])
+        ends = [name.split(":")[0] for name in (config.layer, config.pooled_layer) if name]
+        graph = tf.compat.v1.graph_util.extract_sub_graph(meta.graph_def, ends)
     reader = tf.compat.v1.train.NewCheckpointReader(str(folder) + os.sep)  # explicit prefix: `checkpoint` is stale
     for node in graph.node:
         node.device = ""
@@ -117,6 +118,7 @@ def export_tagger(*, config: EmbeddingConfig, folder: Path, opset: int) -> dict[
         "tagger": config.tagger,
         "input_name": _tensor_name(config.input_tensor),
         "output_name": _tensor_name(config.layer),
+        "pooled_name": _tensor_name(config.pooled_layer) if config.pooled_layer else None,
         "opset": opset,
     }
     mel_basis = librosa.filters.mel(sr=front["sample_rate"], n_fft=front["n_fft"], n_mels=front["n_mels"])
@@ -124,7 +126,7 @@ def export_tagger(*, config: EmbeddingConfig, folder: Path, opset: int) -> dict[
         tf2onnx.convert.from_graph_def(
             frozen_graph_def(config),
             input_names=[spec["input_name"]],
-            output_names=[spec["output_name"]],
+            output_names=[name for name in (spec["output_name"], spec["pooled_name"]) if name],
             opset=opset,
             output_path=str(tmp / MODEL_FILE),
         )
@@ -137,15 +139,15 @@ def _tensor_name(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
-def tensorflow_activations(batch: np.ndarray, *, config: EmbeddingConfig) -> np.ndarray:
-    """The same layer computed by TensorFlow on the frozen graph: the reference the ONNX export is
-    checked against (tests, export stage)."""
+def tensorflow_activations(batch: np.ndarray, *, config: EmbeddingConfig, layer: str | None = None) -> np.ndarray:
+    """The same layer (`config.layer` unless `layer` is given) computed by TensorFlow on the frozen graph:
+    the reference the ONNX export is checked against (tests, export stage)."""
     tf = tensorflow()
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(frozen_graph_def(config), name="")
     with tf.compat.v1.Session(graph=graph) as session:
         return session.run(
-            graph.get_tensor_by_name(_tensor_name(config.layer)),
+            graph.get_tensor_by_name(_tensor_name(layer or config.layer)),
             feed_dict={graph.get_tensor_by_name(_tensor_name(config.input_tensor)): batch},
         )

@@ -1,8 +1,9 @@
 """Stage embed: the pretrained tagger's embedding of every validated track (transfer models' input).
 
 Runs the exported tagger (stage export_tagger) on ONNX Runtime. Writes paths.embeddings (track,
-genre, emb_mean_*, emb_max_*) and summary.json (counts, failures) into paths.embeddings_dir, together
-or not at all. A file that fails is reported and skipped.
+genre, emb_mean_*, emb_max_* of the embedding layer, pool_mean_*, pool_max_* of the pooled layer) and
+summary.json (counts, failures) into paths.embeddings_dir, together or not at all. A file that fails is
+reported and skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from musicgenre.config import resolve
 from musicgenre.extraction import Limits, extract_batch
 from musicgenre.io import atomic_dir, write_json, write_parquet
-from musicgenre.tagger import EmbeddingConfig, TaggerRef, embedding_columns
+from musicgenre.tagger import POOLED_PREFIX, EmbeddingConfig, TaggerRef, embedding_columns
 from stages._cli import StageError, run_stage
 
 
@@ -37,22 +38,24 @@ def embed(params: dict[str, Any]) -> dict[str, Any]:
     )
     if not items:
         raise StageError(f"no track could be embedded; first failures: {[vars(f) for f in failures[:5]]}")
-    vectors = {item.key: item.tagger_embedding() for item in items}
-    kept = tracks[tracks["track"].isin(vectors)]
-    matrix = np.stack([vectors[track] for track in kept["track"]])
-    table = pd.concat(
-        [
-            kept[["track", "genre"]].reset_index(drop=True),
-            pd.DataFrame(matrix, columns=embedding_columns(matrix.shape[1])),
-        ],
-        axis=1,
-    )
+    by_track = {item.key: item for item in items}
+    kept = tracks[tracks["track"].isin(by_track)]
+    matrix = np.stack([by_track[track].tagger_embedding() for track in kept["track"]])
+    parts = [
+        kept[["track", "genre"]].reset_index(drop=True),
+        pd.DataFrame(matrix, columns=embedding_columns(matrix.shape[1])),
+    ]
+    if items[0].pooled is not None:  # the export has the pooled output: every item has it
+        pooled = np.stack([by_track[track].tagger_pooled() for track in kept["track"]])
+        parts.append(pd.DataFrame(pooled, columns=embedding_columns(pooled.shape[1], prefix=POOLED_PREFIX)))
+    table = pd.concat(parts, axis=1)
     summary = {
-        "tracks": len(vectors),
+        "tracks": len(by_track),
         "failed": [{"track": f.key, "reason": f.reason} for f in failures],
-        "dimensions": int(matrix.shape[1]),
+        "dimensions": int(table.shape[1] - 2),
         "tagger": params["embeddings"]["tagger"],
         "layer": params["embeddings"]["layer"],
+        "pooled_layer": params["embeddings"].get("pooled_layer"),
         "max_patches": params["embeddings"]["max_patches"],
     }
     out_dir = resolve(params["paths"]["embeddings_dir"])

@@ -36,8 +36,12 @@ def export_tagger_stage(params: dict[str, Any]) -> dict[str, Any]:
     batch = check_batch(
         frames=front.patch_frames, n_mels=front.n_mels, seed=params["seed"], patches=settings["check_patches"]
     )
-    error = relative_difference(
-        Tagger(folder, config=config).activations(batch), tensorflow_activations(batch, config=config)
+    layers = [config.layer] + ([config.pooled_layer] if config.pooled_layer else [])
+    onnx_outputs = Tagger(folder, config=config).layer_activations(batch)
+    # every exported output: the embedding layer and the pooled layer
+    error = max(
+        relative_difference(onnx, tensorflow_activations(batch, config=config, layer=layer).reshape(onnx.shape))
+        for onnx, layer in zip(onnx_outputs, layers)
     )
     if error > settings["onnx_rtol"]:
         raise StageError(

@@ -16,6 +16,7 @@ from ..config import resolve
 from ..extraction import TrackFeatures
 from ..features import FeatureConfig, feature_names
 from ..splits import SPLITS
+from ..tagger import EMBEDDING_PREFIX, POOLED_PREFIX
 
 
 @dataclass
@@ -77,16 +78,20 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
                 segment_vectors=values[own[segments[own] >= 0]],
                 log_mels=tables.logmel[own_mels].astype(np.float32),
                 embedding=track_embedding(tables=tables, track=track),
+                pooled=track_embedding(tables=tables, track=track, prefix=POOLED_PREFIX),
             )
         )
     return items
 
 
-def track_embedding(*, tables: Tables, track: str) -> np.ndarray | None:
-    """The track's tagger embedding (emb_* columns in order), None when embeddings were not loaded."""
+def track_embedding(*, tables: Tables, track: str, prefix: str = EMBEDDING_PREFIX) -> np.ndarray | None:
+    """The track's tagger embedding (emb_* columns in order; pool_* for the pooled layer), None when
+    embeddings were not loaded or the table has no such columns."""
     if tables.embeddings is None:
+        return None
+    columns = [c for c in tables.embeddings.columns if c.startswith(prefix)]
+    if not columns:
         return None
     if track not in tables.embeddings.index:
         raise KeyError(f"track {track!r} has no row in the embeddings table (run the embed stage)")
-    columns = [c for c in tables.embeddings.columns if c.startswith("emb_")]
     return tables.embeddings.loc[track, columns].to_numpy(np.float64)

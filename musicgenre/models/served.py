@@ -18,6 +18,19 @@ from ..tagger import EmbeddingConfig, TaggerRef, onnx_session
 from .heads import HeadFunction, load_head
 from .predictor import ModelMeta, Predictor, mean_by_track, normalise_rows, require_segments, scatter_classes
 
+# a transfer model's row: these parts in the order its `input` names them (one row per track)
+TRANSFER_PARTS: dict[str, Callable[[TrackFeatures], np.ndarray]] = {
+    "embedding": lambda item: item.tagger_embedding(),
+    "pooled": lambda item: item.tagger_pooled(),
+    "track": lambda item: item.classic()[0],
+}
+TRANSFER_INPUTS = ("embedding", "embedding+track", "embedding+pooled+track")
+
+
+def reads_features(input: str) -> bool:
+    """Whether a model with this input needs the classic features extracted (serving skips them if not)."""
+    return input not in TRANSFER_INPUTS or "track" in input.split("+")
+
 
 def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray, list[int]]:
     """Rows to classify and how many belong to each track."""
@@ -28,11 +41,9 @@ def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray
         counts = [len(rows) for rows in segments]
         require_segments(items=items, counts=counts)
         return np.concatenate(segments), counts
-    if input in ("embedding", "embedding+track"):
-        rows = np.stack([item.tagger_embedding() for item in items])
-        if input == "embedding+track":
-            rows = np.hstack([rows, np.stack([item.classic()[0] for item in items])])
-        return rows, [1] * len(items)
+    if input in TRANSFER_INPUTS:
+        parts = [np.stack([TRANSFER_PARTS[part](item) for item in items]) for part in input.split("+")]
+        return np.hstack(parts), [1] * len(items)
     raise ValueError(f"unknown model input {input!r}")
 
 
@@ -48,7 +59,7 @@ class ServedHead(Predictor):
         super().__init__(classes=meta.classes, input=meta.input)
         self.family, self.head, self.embedding = meta.family, head, embedding
         self.present = [int(c) for c in meta.served["classes"]]
-        self.needs_features = meta.input != "embedding"
+        self.needs_features = reads_features(meta.input)
 
     def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
         rows, counts = design_matrix(items=items, input=self.input)

@@ -1,7 +1,11 @@
 """Transfer models: a classic estimator on the pretrained tagger's embeddings (musicgenre.tagger).
 
 `input: embedding` sees the [mean, max] tagger embedding of the track; `input: embedding+track` sees it
-concatenated with the classic whole-track feature vector. The embedding config is stored with the
+concatenated with the classic whole-track feature vector; `embedding+pooled+track` adds the tagger's
+pooled mid-end layer in between. `estimator: ridge` fits a ridge classifier (one-vs-rest least squares,
+strong L2 suits 3,500 dimensions on ~110 tracks) and serves it as the multinomial logistic model with
+the same linear scores times `softmax_scale`, so it has probabilities (calibrated later by the OOF
+temperature) and converts to ONNX like any logistic head. The embedding config is stored with the
 model (meta.json) and the exported tagger is copied into the model folder (`tagger/`), so the folder
 computes the same embedding from audio wherever it is served.
 """
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -23,11 +27,11 @@ from ..extraction import TrackFeatures
 from ..tagger import TAGGER_FILES, TaggerRef
 from .classic import BUILDERS, ClassicPredictor
 from .predictor import ExportSettings
-from .served import design_matrix
+from .served import TRANSFER_INPUTS, design_matrix, reads_features
 
 TAGGER_FOLDER = "tagger"  # inside a transfer model's folder: the exported tagger it embeds with
 
-INPUTS = ("embedding", "embedding+track")
+INPUTS = TRANSFER_INPUTS
 
 
 def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
@@ -35,8 +39,22 @@ def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
     return LogisticRegression(C=h["C"], max_iter=h["max_iter"], class_weight="balanced", random_state=seed)
 
 
-# settings.estimator: the classic models' builders (e.g. svm) or a plain logistic regression
-ESTIMATORS = {**BUILDERS, "logistic": _logistic}
+def _ridge(h: dict[str, Any], seed: int) -> ClassifierMixin:
+    return RidgeClassifier(alpha=h["alpha"], class_weight="balanced")
+
+
+def ridge_as_softmax(ridge: RidgeClassifier, *, scale: float) -> LogisticRegression:
+    """The fitted ridge's scores as a multinomial logistic model: softmax(scale * (X w + b)). Same argmax,
+    probabilities instead of one-vs-rest scores, and a plain scikit-learn class that skl2onnx converts."""
+    softmax = LogisticRegression()
+    softmax.coef_ = scale * np.atleast_2d(ridge.coef_)
+    softmax.intercept_ = scale * np.atleast_1d(ridge.intercept_)
+    softmax.classes_, softmax.n_features_in_ = ridge.classes_, ridge.n_features_in_
+    return softmax
+
+
+# settings.estimator: the classic models' builders (e.g. svm), a plain logistic regression, or ridge
+ESTIMATORS = {**BUILDERS, "logistic": _logistic, "ridge": _ridge}
 
 
 class TransferPredictor(ClassicPredictor):
@@ -55,7 +73,7 @@ class TransferPredictor(ClassicPredictor):
     ):
         super().__init__(pipeline=pipeline, classes=classes, input=input, rows=rows)
         self.embedding = self.tagger = embedding
-        self.needs_features = input != "embedding"
+        self.needs_features = reads_features(input)
 
     def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
         served = super().save(directory, export=export)
@@ -95,6 +113,8 @@ def fit_transfer(
     pipeline = Pipeline([("scale", StandardScaler()), ("model", ESTIMATORS[settings["estimator"]](hyper, seed))])
     with threadpool_limits(limits=threads):
         pipeline.fit(rows, np.asarray(train_labels))
+    if settings["estimator"] == "ridge":
+        pipeline.steps[-1] = ("model", ridge_as_softmax(pipeline.steps[-1][1], scale=hyper["softmax_scale"]))
     return TransferPredictor(
         pipeline=pipeline, classes=classes, input=settings["input"], embedding=embedding, rows=rows
     )

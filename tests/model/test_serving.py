@@ -44,7 +44,10 @@ def test_onnx_tagger_equals_tensorflow_on_real_tracks(params, tagger, gtzan_slic
         y = load_audio(row.abs_path, sample_rate=tagger.sample_rate)
         batch = Tagger(tagger.folder, config=every_patch).patches(y)
         assert len(batch) == 10
-        assert relative(tagger.activations(batch), tensorflow_activations(batch, config=tagger.config)) <= RTOL
+        embedding, pooled = tagger.layer_activations(batch)  # both exported outputs
+        assert relative(embedding, tensorflow_activations(batch, config=tagger.config)) <= RTOL
+        reference = tensorflow_activations(batch, config=tagger.config, layer=tagger.config.pooled_layer)
+        assert pooled.shape == (10, 1506) and relative(pooled, reference.reshape(pooled.shape)) <= RTOL
 
 
 def test_numpy_front_end_equals_librosa(tagger, gtzan_slice):
@@ -61,7 +64,6 @@ def test_numpy_front_end_equals_librosa(tagger, gtzan_slice):
 def test_embed_stage_output_equals_the_tensorflow_path(params, tagger, gtzan_manifest):
     """The stored embeddings against librosa's log-mel and TensorFlow's activations of the same patches."""
     stored = pd.read_parquet(resolve(params["paths"]["embeddings"])).set_index("track")
-    columns = [c for c in stored.columns if c.startswith("emb_")]
     for row in gtzan_manifest.sort_values("track").groupby("genre").head(1).head(3).itertuples():
         y = load_audio(row.abs_path, sample_rate=tagger.sample_rate)
         f = tagger.front
@@ -72,9 +74,11 @@ def test_embed_stage_output_equals_the_tensorflow_path(params, tagger, gtzan_man
         count = len(log_mel) // f.patch_frames
         chosen = np.floor((np.arange(tagger.config.max_patches) + 0.5) * count / tagger.config.max_patches).astype(int)
         batch = log_mel[: count * f.patch_frames].reshape(count, f.patch_frames, -1)[chosen]
-        acts = tensorflow_activations(batch, config=tagger.config).astype(np.float64)
-        reference = np.concatenate([acts.mean(axis=0), acts.max(axis=0)])
-        assert relative(stored.loc[row.track, columns].to_numpy(float), reference) <= RTOL
+        for prefix, layer in (("emb_", tagger.config.layer), ("pool_", tagger.config.pooled_layer)):
+            acts = tensorflow_activations(batch, config=tagger.config, layer=layer).reshape(len(batch), -1)
+            reference = np.concatenate([acts.astype(np.float64).mean(axis=0), acts.max(axis=0)])
+            columns = [c for c in stored.columns if c.startswith(prefix)]
+            assert relative(stored.loc[row.track, columns].to_numpy(float), reference) <= RTOL, prefix
 
 
 def test_predict_imports_neither_tensorflow_keras_nor_mlflow(transfer_champion, gtzan_slice):
