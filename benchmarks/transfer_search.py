@@ -28,9 +28,13 @@ from musicgenre.selection import cv_summary, fold_scores, nested_estimate
 from musicgenre.tagger import EmbeddingConfig, TaggerRef
 
 
+def tagger_at(*, params: dict[str, Any], max_patches: int) -> TaggerRef:
+    config = replace(EmbeddingConfig.from_params(params), max_patches=max_patches)
+    return TaggerRef(str(resolve(params["paths"]["tagger_dir"])), config)
+
+
 def embed_tracks(*, params: dict[str, Any], tracks: pd.DataFrame, max_patches: int) -> dict[str, Any]:
     """track -> TrackFeatures holding the tagger's embedding and pooled layer at `max_patches` patches."""
-    config = replace(EmbeddingConfig.from_params(params), max_patches=max_patches)
     paths = pd.read_csv(resolve(params["paths"]["tracks"])).set_index("track")["path"]
     items, failures = extract_batch(
         ((track, resolve(paths[track])) for track in tracks["track"]),
@@ -38,7 +42,7 @@ def embed_tracks(*, params: dict[str, Any], tracks: pd.DataFrame, max_patches: i
         limits=Limits.from_params(params),
         n_jobs=params["data"]["n_jobs"],
         show_progress=False,
-        embedding=TaggerRef(str(resolve(params["paths"]["tagger_dir"])), config),
+        embedding=tagger_at(params=params, max_patches=max_patches),
     )
     if failures:
         raise RuntimeError(f"could not embed: {[vars(f) for f in failures]}")
@@ -83,6 +87,7 @@ def grid_oof(*, params: dict[str, Any]) -> pd.DataFrame:
                 repeats=evaluate["cv_repeats"],
                 threads=params["train"]["threads"],
                 items=items,
+                embedding=tagger_at(params=params, max_patches=patches),
             )
             parts.append(oof.assign(model=f"{name}|{patches}"))
             print(f"{name}|{patches}: {time.perf_counter() - started:.0f} s", flush=True)
