@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .io import atomic_dir, write_csv
 from .ingest import GROUPS_FILE, discover_tracks, source_artist_groups
+from .io import atomic_dir, write_csv
 
 GTZAN_NUMBERS = 100  # real ids are <genre>.00000 .. <genre>.00099
 MAX_ROUNDS = 999  # 5-digit ids: 100 * 999 + 99 = 99,999
@@ -44,8 +44,11 @@ class TransformSettings:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TransformSettings":
-        raw = params["scale"]["transforms"]
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()})
+        raw: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in params["scale"]["transforms"].items()
+        }
+        return cls(**raw)
 
 
 def plan_corpus(*, sources: pd.DataFrame, tracks: int, seed: int) -> pd.DataFrame:
@@ -94,7 +97,9 @@ def eq_filter(*, y: np.ndarray, sr: int, corner_hz: float, gain: float, kind: st
     return y + gain * sosfilt(sos, y)
 
 
-def transform(*, y: np.ndarray, sr: int, rng: np.random.Generator, settings: TransformSettings) -> tuple[np.ndarray, str]:
+def transform(
+    *, y: np.ndarray, sr: int, rng: np.random.Generator, settings: TransformSettings
+) -> tuple[np.ndarray, str]:
     """One variant of `y`: optional pitch shift and time stretch, then two-band EQ and gain; the length is
     kept (stretch output trimmed or zero-padded) so the duration check sees a normal 30-s clip."""
     import librosa
@@ -145,7 +150,9 @@ def build_corpus(*, params: dict[str, Any], source: Path, out: Path, tracks: int
         for genre in plan["genre"].unique():
             (folder / "genres" / genre).mkdir(parents=True)
         jobs = [
-            delayed(_make_track)(source=str(paths[source]), target=str(target), round_=round_, seed=seed, settings=settings)
+            delayed(_make_track)(
+                source=str(paths[source]), target=str(target), round_=round_, seed=seed, settings=settings
+            )
             for source, round_, seed, target in zip(plan["source"], plan["round"], plan["seed"], targets)
         ]
         plan["transforms"] = Parallel(n_jobs=params["scale"]["n_jobs"])(jobs)
@@ -185,4 +192,3 @@ def check_output(*, out: Path, source: Path) -> None:
         raise ConfigError(f"scale corpus: {out} exists and is not a scale corpus ({PROVENANCE_FILE} missing)")
     if not os.access(out.parent if not out.exists() else out, os.W_OK):
         raise ConfigError(f"scale corpus: {out} is not writable")
-

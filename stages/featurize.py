@@ -31,7 +31,10 @@ def featurize(params: dict[str, Any], *, extractor: Extractor | None = None) -> 
             key: folder / resolve(paths[key]).relative_to(out_dir) for key in ("features", "logmel", "logmel_index")
         }
         writer = LogMelWriter(
-            target=inside["logmel"], n_mels=config.n_mels, frames=config.segment_frames, dtype=params["features"]["logmel_dtype"]
+            target=inside["logmel"],
+            n_mels=config.n_mels,
+            frames=config.segment_frames,
+            dtype=params["features"]["logmel_dtype"],
         )
         keep = partial(_spill_log_mels, writer=writer)
         results, failures = _extract(params, items=items, keep=keep, extractor=extractor)
