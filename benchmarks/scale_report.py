@@ -1,0 +1,210 @@
+"""The scale benchmark's report: per-stage table, growth exponents, projection and plot, in BENCHMARKS.md.
+
+Growth is the log-log slope of a stage's time (and memory) between the two largest N measured (the
+smallest N is dominated by start-up for most stages); projection = the largest N's value times
+(N' / N)^slope. A stage "must go distributed" when its projected time alone exceeds the target minutes
+or its projected memory the target RSS.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from musicgenre.config import project_root, resolve
+from musicgenre.io import write_text
+
+BEGIN, END = "<!-- scale-benchmark:begin -->", "<!-- scale-benchmark:end -->"
+SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+
+
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """log-log slope between the two largest N (None with fewer than two positive points)."""
+    usable = sorted((n, v) for n, v in points if v > 0)[-2:]
+    if len(usable) < 2:
+        return None
+    (n0, v0), (n1, v1) = usable
+    return math.log(v1 / v0) / math.log(n1 / n0)
+
+
+def growth_name(exponent: float | None) -> str:
+    """A word for the exponent: what a reader plans with."""
+    if exponent is None:
+        return "–"
+    for limit, name in ((0.3, "flat (start-up bound)"), (0.75, "sub-linear"), (1.3, "linear"), (1.7, "N^1.5")):
+        if exponent < limit:
+            return name
+    return "quadratic" if exponent < 2.4 else "worse than quadratic"
+
+
+def project(points: list[tuple[int, float]], *, to: int) -> float | None:
+    exponent = slope(points)
+    if exponent is None:
+        return None
+    n, value = max(points)
+    return value * (to / n) ** max(exponent, 0.0)
+
+
+def stage_rows(results: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The measured N (ascending) and every stage label in pipeline order (first N's order)."""
+    sizes = sorted(int(n) for n in results)
+    labels: list[str] = []
+    for n in sizes:
+        labels += [label for label in results[str(n)]["stages"] if label not in labels]
+    return sizes, labels
+
+
+def series(results: dict[str, Any], label: str, key: str) -> list[tuple[int, float]]:
+    return [(int(n), r["stages"][label][key]) for n, r in results.items() if label in r["stages"]]
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def fmt_mb(mb: float | None) -> str:
+    return "–" if mb is None else (f"{mb:.0f} MB" if mb < 2048 else f"{mb / 1024:.1f} GB")
+
+
+def measured_table(results: dict[str, Any]) -> str:
+    """stage | per N: time, peak RSS | growth of time and of memory."""
+    sizes, labels = stage_rows(results)
+    header = ["stage", *[f"N={n} time / peak RSS" for n in sizes], "time growth (slope)", "RSS growth (slope)"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(sizes) + "---|---|"]
+    for label in labels:
+        cells = [f"`{label}`"]
+        for n in sizes:
+            entry = results[str(n)]["stages"].get(label)
+            cells.append(f"{fmt_time(entry['seconds'])} / {fmt_mb(entry['peak_rss_mb'])}" if entry else "–")
+        for key in ("seconds", "peak_rss_mb"):
+            exponent = slope(series(results, label, key))
+            cells.append(f"{growth_name(exponent)} ({exponent:.2f})" if exponent is not None else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    totals = [
+        f"**{fmt_time(results[str(n)]['pipeline_seconds'])} / {fmt_mb(results[str(n)]['pipeline_peak_rss_mb'])}**"
+        for n in sizes
+    ]
+    lines.append(
+        "| **whole pipeline** (sync + `dvc repro`, incl. DVC's own hashing) | " + " | ".join(totals) + " | | |"
+    )
+    return "\n".join(lines)
+
+
+def excess(seconds: float | None, mb: float | None, settings: dict[str, Any]) -> str:
+    """'time', 'memory', 'time + memory' or '' against the 2-core / 6 GB target."""
+    reasons = []
+    if (seconds or 0) > settings["target_minutes"] * 60:
+        reasons.append(f"time > {settings['target_minutes']} min")
+    if (mb or 0) > settings["target_rss_gb"] * 1024:
+        reasons.append(f"RSS > {settings['target_rss_gb']} GB")
+    return " + ".join(reasons)
+
+
+def projection_table(results: dict[str, Any], settings: dict[str, Any]) -> tuple[str, list[str]]:
+    """Projected time and memory per stage at each params.scale.benchmark.project_to; the stages that
+    must go distributed (time alone over target_minutes or memory over target_rss_gb at 10k)."""
+    sizes, labels = stage_rows(results)
+    targets = settings["project_to"]
+    header = ["stage", *[f"N={n:,} time / RSS" for n in targets], "verdict"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(targets) + "---|"]
+    distributed = []
+    for label in labels:
+        times = [project(series(results, label, "seconds"), to=n) for n in targets]
+        memory = [project(series(results, label, "peak_rss_mb"), to=n) for n in targets]
+        over = [f"{n:,} ({reason})" for n, t, m in zip(targets, times, memory) if (reason := excess(t, m, settings))]
+        if over:
+            distributed.append(label)
+        verdict = "over target at " + "; ".join(over) if over else "fits 2 cores / 6 GB"
+        cells = [f"`{label}`", *[f"{fmt_time(t)} / {fmt_mb(m)}" for t, m in zip(times, memory)], verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), distributed
+
+
+def plot(results: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Time and peak RSS vs N per stage (log-log), one line per stage, into scale.benchmark.figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes, labels = stage_rows(results)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for axis, key, unit in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MB)")):
+        for label in labels:
+            points = sorted(series(results, label, key))
+            axis.plot([n for n, _ in points], [v for _, v in points], marker="o", label=label)
+        axis.set(xscale="log", yscale="log", xlabel="tracks (N)", ylabel=unit, xticks=sizes)
+        axis.set_xticklabels([str(n) for n in sizes])
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("per-stage wall time vs N (2 cores, shared)")
+    axes[1].set_title("per-stage peak RSS (process tree) vs N")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    target = resolve(settings["figure"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+
+
+def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The markdown between the scale markers of BENCHMARKS.md."""
+    sizes = sorted(int(n) for n in results)
+    projected, distributed = projection_table(results, settings)
+    largest = results[str(sizes[-1])]
+    met = largest["pipeline_seconds"] <= settings["target_minutes"] * 60 and (
+        largest["pipeline_peak_rss_mb"] <= settings["target_rss_gb"] * 1024
+    )
+    runs = "; ".join(
+        f"N={n}: commit {results[str(n)]['commit'][:8]}, {results[str(n)]['finished']}, corpus built in "
+        f"{fmt_time(results[str(n)]['corpus_seconds'])}, load average at end "
+        f"{', '.join(f'{x:.2f}' for x in results[str(n)]['load_average'])}"
+        for n in sizes
+    )
+    figure = resolve(settings["figure"]).relative_to(project_root())
+    return "\n\n".join(
+        [
+            BEGIN,
+            "## Scale: the whole pipeline at N tracks (`make scale-benchmark`)",
+            "Generated by `python -m benchmarks.scale` (corpus: `genre data scale-corpus`, real tracks plus "
+            "label- and artist-preserving variants; accuracy on it means nothing). Each N runs `genre data sync` "
+            "+ `dvc repro` in a fresh clone with an empty DVC cache on the shared 2-core machine. Time = wall "
+            "clock of the stage's process; RSS = peak of the summed resident memory of the stage's process tree "
+            f"(workers included, shared pages counted per process: an upper bound). Runs: {runs}.",
+            measured_table(results),
+            f"![time and peak RSS vs N per stage]({figure})",
+            f"**Target** (N={sizes[-1]}: within {settings['target_minutes']} min and under "
+            f"{settings['target_rss_gb']} GB peak RSS on 2 cores): "
+            f"{'met' if met else '**not met**'} — {fmt_time(largest['pipeline_seconds'])}, peak "
+            f"{fmt_mb(largest['pipeline_peak_rss_mb'])}.",
+            "### Projection (slope between the two largest N, from the largest N's value)",
+            projected,
+            "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
+            + (", ".join(f"`{label}`" for label in distributed) or "none")
+            + ".",
+            END,
+        ]
+    )
+
+
+def write_report(*, results: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Plot, then replace (or append) the scale section of BENCHMARKS.md."""
+    if not results:
+        raise SystemExit("scale benchmark: no results to report (run without --report-only first)")
+    plot(results, settings)
+    target = resolve(settings["output"])
+    old = target.read_text(encoding="utf-8") if target.is_file() else "# Benchmarks\n"
+    text = section(results, settings)
+    new = SECTION.sub(lambda _: text, old) if SECTION.search(old) else old.rstrip() + "\n\n" + text + "\n"
+    write_text(target, new)
+    print(f"scale benchmark: report -> {target}, figure -> {resolve(settings['figure'])}")
+
+
+def keep_section(*, old: str, new: str) -> str:
+    """`make benchmark` rewrites BENCHMARKS.md whole: carry the scale section over from the old text."""
+    found = SECTION.search(old)
+    return new.rstrip() + "\n\n" + found.group(0) + "\n" if found and not SECTION.search(new) else new
