@@ -127,8 +127,9 @@ def run_one(*, tracks: int, root: Path, workdir: Path, poll_s: float) -> dict[st
     log.unlink(missing_ok=True)
     genre = [sys.executable, "-m", "musicgenre.cli", "data"]
     try:
-        build = watch([*genre, "scale-corpus", "--tracks", str(tracks), "--out", str(corpus)], cwd=root,
-                      env=stage_env(corpus=corpus), poll_s=poll_s, log=log)  # fmt: skip
+        source = resolve(load_params()["data"]["source"]).resolve()  # the real tracks, never $GTZAN_SOURCE
+        command = [*genre, "scale-corpus", "--tracks", str(tracks), "--out", str(corpus), "--source", str(source)]
+        build = watch(command, cwd=root, env=stage_env(corpus=source), poll_s=poll_s, log=log)
         commit = scratch_checkout(root=root, target=checkout, cache=cache)
         env = stage_env(corpus=corpus)
         sync = watch([*genre, "sync"], cwd=checkout, env=env, poll_s=poll_s, log=log)
