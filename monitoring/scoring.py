@@ -183,7 +183,8 @@ def score_chunks(*, files: list[BatchFile], params: dict[str, Any], champion: Ch
         parts = [score_chunk(chunk, params=params, champion=champion) for chunk in chunks]
     else:
         remote = replace(champion, model=None)  # the opened model stays here; workers open the bundle
-        parts = list(map_chunks(score_chunk_remote, chunks, params=params, champion=remote))
+        shared = {"params": params, "champion": remote}
+        parts = list(map_chunks(score_chunk_remote, chunks, params=params, shared=shared))
     scored = [part for part in parts if part.kept] or parts[:1]
     return ChunkScores(
         kept=[f for part in parts for f in part.kept],

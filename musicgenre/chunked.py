@@ -46,9 +46,8 @@ def extract_tracks(
     results: list[TrackFeatures] = []
     failures: list[Failure] = []
     chunks = chunked(list(items), size=params["scale"]["batch_tracks"])
-    for done, failed in map_chunks(
-        extract_chunk, chunks, params=params, config=config, limits=limits, embedding=embedding
-    ):
+    shared = {"config": config, "limits": limits, "embedding": embedding}  # small settings objects, once per task
+    for done, failed in map_chunks(extract_chunk, chunks, params=params, shared=shared):
         results += done
         failures += failed
     return results, failures

@@ -60,16 +60,16 @@ def chunked(items: Sequence[Item], *, size: int) -> list[list[Item]]:
 
 
 def map_chunks(
-    function: Callable[..., Result], chunks: list[list[Item]], *, params: dict[str, Any], **shared: Any
+    function: Callable[..., Result], chunks: list[list[Item]], *, params: dict[str, Any], shared: dict[str, Any]
 ) -> Iterator[Result]:
     """function(chunk, **shared) for every chunk, results in chunk order: here one chunk after the other
-    (only one chunk's results in flight), or one Dask task per chunk on the cluster."""
+    (only one chunk's results in flight), or one Dask task per chunk on the cluster of `params`."""
     if runner_kind(params) == "local":
         for chunk in chunks:
             yield function(chunk, **shared)
         return
     with dask_client(params) as client:
-        futures = client.map(function, chunks, pure=False, **shared)  # shared: small settings objects
+        futures = client.map(function, chunks, pure=False, **shared)
         for future in futures:  # in order; a chunk's result is released once read
             yield future.result()
             future.release()
