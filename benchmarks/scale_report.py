@@ -39,20 +39,27 @@ def growth_name(exponent: float | None) -> str:
 
 
 def project(points: list[tuple[int, float]], *, to: int) -> float | None:
+    """The larger of two extrapolations from the two largest N: the power law (log-log slope) and a fixed
+    start-up cost plus a per-track cost (a line). A stage whose small-N time is mostly start-up shows a
+    sub-linear slope that the power law would carry to 100k; the line does not underrate it."""
     exponent = slope(points)
     if exponent is None:
         return None
-    n, value = max(points)
-    return value * (to / n) ** max(exponent, 0.0)
+    (n0, v0), (n1, v1) = sorted(points)[-2:]
+    power = v1 * (to / n1) ** max(exponent, 0.0)
+    line = v1 + max(v1 - v0, 0.0) / (n1 - n0) * (to - n1)
+    return max(power, line)
 
 
 def stage_rows(results: dict[str, Any]) -> tuple[list[int], list[str]]:
-    """The measured N (ascending) and every stage label in pipeline order (first N's order)."""
+    """The measured N (ascending) and every stage label in dvc.yaml's order (data sync first)."""
+    import yaml
+
+    order = ["data sync", *yaml.safe_load((project_root() / "dvc.yaml").read_text(encoding="utf-8"))["stages"]]
     sizes = sorted(int(n) for n in results)
-    labels: list[str] = []
-    for n in sizes:
-        labels += [label for label in results[str(n)]["stages"] if label not in labels]
-    return sizes, labels
+    labels = sorted({label for n in sizes for label in results[str(n)]["stages"]})
+    rank = {name: index for index, name in enumerate(order)}
+    return sizes, sorted(labels, key=lambda label: (rank.get(label.split("@")[0], len(order)), label))
 
 
 def series(results: dict[str, Any], label: str, key: str) -> list[tuple[int, float]]:
@@ -184,7 +191,7 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             f"{settings['target_rss_gb']} GB peak RSS on 2 cores. Largest N measured: {sizes[-1]}, "
             f"{fmt_time(largest['pipeline_seconds'])}, peak {fmt_mb(largest['pipeline_peak_rss_mb'])} "
             f"({'within' if met else '**over**'} the target's limits).",
-            "### Projection (slope between the two largest N, from the largest N's value)",
+            "### Projection from the two largest N (the larger of the log-log power law and start-up + per-track line)",
             projected,
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")

@@ -2,13 +2,14 @@
 
 1000 tracks of log-mels are ~330 MB (float16) and 100k tracks ~33 GB, so featurize appends each
 track's segments to a raw file while extraction goes on and then lays them out as one .npy, copied
-over in bounded blocks through np.lib.format.open_memmap. Readers open it with
+over in bounded blocks. Readers open it with
 `np.load(path, mmap_mode="r")` and page in only the segments they touch.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,19 +39,16 @@ class LogMelWriter:
         self.rows += [(key, segment) for segment in range(len(log_mels))]
 
     def finish(self) -> tuple[int, ...]:
-        """Write the .npy from the raw file in blocks; return its shape."""
+        """Write the .npy (np.save's header, then the raw bytes copied in blocks); return its shape. Plain
+        reads and writes, not a memmap: a mapped file's touched pages would count as the process's RSS."""
         if self._handle is None:
             raise RuntimeError(f"{self.target}: log-mel writer already finished")
         self._handle.close()
         self._handle = None
         shape = (len(self.rows), *self.segment_shape)
-        per_segment = int(np.prod(self.segment_shape)) * self.dtype.itemsize
-        block = max(1, COPY_BLOCK_BYTES // per_segment)
-        raw = np.memmap(self.raw_path, dtype=self.dtype, mode="r", shape=shape) if shape[0] else None
-        out = np.lib.format.open_memmap(self.target, mode="w+", dtype=self.dtype, shape=shape)
-        for start in range(0, shape[0], block):
-            out[start : start + block] = raw[start : start + block]  # type: ignore[index]
-        out.flush()
-        del out, raw
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        with open(self.raw_path, "rb") as raw, open(self.target, "wb") as out:
+            np.lib.format.write_array_header_1_0(out, header)  # what np.save writes for this array
+            shutil.copyfileobj(raw, out, COPY_BLOCK_BYTES)
         os.unlink(self.raw_path)
         return shape
