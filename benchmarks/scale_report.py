@@ -15,6 +15,25 @@ from typing import Any
 from musicgenre.config import project_root, resolve
 from musicgenre.io import write_text
 
+# What the numbers cannot say by themselves (causes read from the code, not fitted)
+NOTES = """Reading the table:
+
+- Times were taken on 2 cores shared with other jobs (load averages above): absolute times are ~2-3x an
+  idle machine's, and two-point slopes are noisy; a stage whose small-N time is start-up (imports,
+  TensorFlow, a Dask cluster) shows a sub-linear slope, which is why the projection also draws the line.
+- `train@*`, `train_transfer@*` and `evaluate` memory grows with N because `musicgenre.models.data.load_tables`
+  reads the whole log-mel array and `track_features` copies each track's segments as float32 for every model
+  (the deep branch moves the array to `np.load(mmap_mode="r")`; the per-item float32 copies also have to go
+  for a classic or transfer model to stop paying for log-mels it never reads).
+- `embed` (the tagger) is flat in memory and linear in time; it runs on Dask by switching
+  `orchestration.task_runner`. `featurize` streams log-mels to disk; in the runs of commits eb6b6266 and
+  eb9bf57a its last step still copied them through a memmap, whose touched file pages count as RSS (the
+  growth in its column, ~0.9 MB per track); later commits copy with plain block reads and writes (not yet
+  re-measured here). Batch scoring (not a pipeline stage, so not in this table) holds one chunk of
+  `scale.batch_tracks` files at a time. `validate` (per-track audio checks, linear) has no Dask path yet.
+- `evaluate` refits every classic and transfer model folds x repeats times (15 fits each): the fits go to
+  a Dask cluster through joblib's backend, one task per model's 15 fits (so at most 8 tasks)."""
+
 BEGIN, END = "<!-- scale-benchmark:begin -->", "<!-- scale-benchmark:end -->"
 SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
 
@@ -145,11 +164,13 @@ def plot(results: dict[str, Any], settings: dict[str, Any]) -> None:
     sizes, labels = stage_rows(results)
     figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     for axis, key, unit in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MB)")):
-        for label in labels:
+        for index, label in enumerate(labels):  # 20 distinct colours, dashed for the second ten
             points = sorted(series(results, label, key))
-            axis.plot([n for n, _ in points], [v for _, v in points], marker="o", label=label)
+            style = {"color": plt.cm.tab20(index % 20), "linestyle": "-" if index % 2 == 0 else "--"}
+            axis.plot([n for n, _ in points], [v for _, v in points], marker="o", label=label, **style)
         axis.set(xscale="log", yscale="log", xlabel="tracks (N)", ylabel=unit, xticks=sizes)
         axis.set_xticklabels([str(n) for n in sizes])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_title("per-stage wall time vs N (2 cores, shared)")
     axes[1].set_title("per-stage peak RSS (process tree) vs N")
@@ -196,6 +217,7 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")
             + ".",
+            NOTES,
             END,
         ]
     )
