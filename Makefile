@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENA
 export DVC_NO_ANALYTICS=1 ORT_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install chromium pipeline test test-fast lint lock benchmark scale-benchmark serve serve-model deploy drift drift-study dashboard
+.PHONY: install chromium pipeline test test-fast lint lock benchmark serve serve-model deploy drift drift-study dashboard
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -48,6 +48,7 @@ benchmark: install  # feature extractor vs naive librosa calls, throughput, serv
 # The whole pipeline at N = params.scale.benchmark.tracks (override: SCALE_TRACKS="173 500") on scale corpora in
 # scratch clones outside the repo: per-stage wall time and peak RSS, plot and projection into BENCHMARKS.md.
 SCALE_TRACKS ?=
+.PHONY: scale-benchmark
 scale-benchmark: install
 	$(BIN)/python -m benchmarks.scale $(if $(SCALE_TRACKS),--tracks $(SCALE_TRACKS))
 
