@@ -45,6 +45,13 @@ lint: install
 benchmark: install  # feature extractor vs naive librosa calls, throughput, serving: writes BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run
 
+# The whole pipeline at N = params.scale.benchmark.tracks (override: SCALE_TRACKS="173 500") on scale corpora in
+# scratch clones outside the repo: per-stage wall time and peak RSS, plot and projection into BENCHMARKS.md.
+SCALE_TRACKS ?=
+.PHONY: scale-benchmark
+scale-benchmark: install
+	$(BIN)/python -m benchmarks.scale $(if $(SCALE_TRACKS),--tracks $(SCALE_TRACKS))
+
 serve: install  # scheduled deployments (weekly retraining, daily drift) on a Prefect server at 127.0.0.1:4200
 	$(BIN)/python -m flows.serve
 

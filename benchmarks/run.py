@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from benchmarks.scale_report import keep_section
 from benchmarks.serving import serving_lines, serving_results, warm_time
 from musicgenre.audio import load_audio
 from musicgenre.config import load_params, project_root, resolve
@@ -373,7 +374,9 @@ def main() -> None:
         "reference_rtol": params["features"]["reference_rtol"],
     }
     text = report(machine_lines, settings, results)
-    write_text(project_root() / settings["output"], text)
+    output = project_root() / settings["output"]
+    old = output.read_text(encoding="utf-8") if output.is_file() else ""
+    write_text(output, keep_section(old=old, new=text))  # the scale section is make scale-benchmark's
     console.print(Markdown(text))
 
 

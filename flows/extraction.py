@@ -3,7 +3,6 @@ threads on this machine, or a Dask cluster (an existing scheduler, else a LocalC
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,11 +12,10 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from threadpoolctl import threadpool_limits
 
 from musicgenre.audio import AudioError
+from musicgenre.cluster import SCHEDULER_ENV, scheduler_address  # noqa: F401 (SCHEDULER_ENV: callers set it)
 from musicgenre.errors import ConfigError
 from musicgenre.extraction import Failure, Limits, TrackFeatures, extract_file
 from musicgenre.features import FeatureConfig
-
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
 def task_runner(params: dict[str, Any]) -> TaskRunner:
@@ -30,7 +28,7 @@ def task_runner(params: dict[str, Any]) -> TaskRunner:
     if kind == "dask":
         from prefect_dask import DaskTaskRunner  # imported only when chosen: distributed is heavy
 
-        address = os.environ.get(SCHEDULER_ENV) or settings["dask"]["address"]
+        address = scheduler_address(params)
         if address:
             return DaskTaskRunner(address=address)
         return DaskTaskRunner(

@@ -8,8 +8,9 @@ so a registered version gives the predictions it gave when it was registered.
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 
 from monitoring.batch import BatchFile, Rejection, discover, new_batch_id
 from monitoring.store import write_batch
+from musicgenre.cluster import chunked, map_chunks, runner_kind
 from musicgenre.config import resolve
 from musicgenre.extraction import Limits, TrackFeatures, extract_batch, to_tables
 from musicgenre.features import FeatureConfig
@@ -34,6 +36,20 @@ class Champion:
     version: str
     model: Any  # the version's serving.runtime.BundleModel (from the bundle's own code)
     classes: list[str]
+    bundle: str | None = None  # the version's bundle folder: a Dask worker opens the same version from it
+    bundle_sha256: str | None = None
+    workers: int = 1
+
+
+@dataclass
+class ChunkScores:
+    """One chunk of a batch, scored: the files kept, their drift features, embeddings and probabilities."""
+
+    kept: list[BatchFile]
+    features: pd.DataFrame
+    embeddings: np.ndarray  # (kept, dimensions) pipeline-tagger embeddings, for novelty
+    proba: np.ndarray  # (kept, genres) in the champion's class order
+    rejected: list[Rejection]
 
 
 @dataclass
@@ -46,7 +62,7 @@ class ScoredBatch:
 
 def load_scoring_model(*, params: dict[str, Any], tracking_uri: str | None = None) -> Champion:
     """The registry's champion (name + version from the alias), opened for batch scoring on every core."""
-    from musicgenre.serving.champion import open_champion, resolve_tracking_uri
+    from musicgenre.serving.champion import bundle_folder, open_champion, resolve_tracking_uri
 
     settings = params["register"]
     found, model = open_champion(
@@ -55,7 +71,15 @@ def load_scoring_model(*, params: dict[str, Any], tracking_uri: str | None = Non
         alias=settings["alias"],
         workers=params["monitoring"]["n_jobs"],
     )
-    return Champion(name=found.name, version=found.version, model=model, classes=model.classes)
+    return Champion(
+        name=found.name,
+        version=found.version,
+        model=model,
+        classes=model.classes,
+        bundle=str(bundle_folder(found)),
+        bundle_sha256=found.bundle_sha256,
+        workers=params["monitoring"]["n_jobs"],
+    )
 
 
 def champion_proba(*, champion: Champion, paths: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -95,10 +119,10 @@ def with_novelty(*, predictions: pd.DataFrame, embeddings: np.ndarray, params: d
 
 
 def extract(
-    *, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False
+    *, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False, n_jobs: int | None = None
 ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
     """Training features and tagger embedding of each file; files that fail to decode become rejections
-    naming the reason."""
+    naming the reason. `n_jobs` (default monitoring.n_jobs) worker processes; 1 inside a Dask task."""
     from monitoring.novelty import tagger  # novelty reads the reference, which reads this module
 
     config = FeatureConfig.from_params(params)
@@ -106,7 +130,7 @@ def extract(
         [(f.key, f.path) for f in files],
         config=config,
         limits=Limits.from_params(params),
-        n_jobs=params["monitoring"]["n_jobs"],
+        n_jobs=n_jobs or params["monitoring"]["n_jobs"],
         show_progress=show_progress,
         embedding=tagger(params=params),  # the tagger embedding too, for each file's novelty
     )
@@ -119,6 +143,58 @@ def extract(
     return kept, items, tracks.reset_index(drop=True), rejected
 
 
+def score_chunk(
+    files: list[BatchFile], *, params: dict[str, Any], champion: Champion, n_jobs: int | None = None
+) -> ChunkScores:
+    """Drift features, embeddings and champion probabilities of one chunk of files (at most
+    scale.batch_tracks of audio in memory); files that fail either step become rejections."""
+    kept, items, features, failed = extract(files=files, params=params, n_jobs=n_jobs)
+    embeddings = {item.key: item.tagger_embedding() for item in items}
+    proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
+    scored = [error == "" for error in errors]
+    failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
+    kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
+    features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
+    vectors = np.stack([embeddings[f.key] for f in kept]) if kept else np.empty((0, 0))
+    return ChunkScores(kept=kept, features=features, embeddings=vectors, proba=proba, rejected=failed)
+
+
+def score_chunk_remote(files: list[BatchFile], *, params: dict[str, Any], champion: Champion) -> ChunkScores:
+    """A Dask task: the same chunk scoring, with the champion version reopened from its bundle in the
+    worker (once per worker process) and extraction on one process (the worker is the unit of parallelism)."""
+    model = _worker_model(bundle=champion.bundle, sha256=champion.bundle_sha256, workers=champion.workers)
+    return score_chunk(files, params=params, champion=replace(champion, model=model), n_jobs=1)
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_model(*, bundle: str | None, sha256: str | None, workers: int) -> Any:
+    from musicgenre.serving.loader import open_bundle
+
+    if bundle is None:
+        raise ValueError("the champion has no bundle folder: open it with load_scoring_model to score on Dask")
+    return open_bundle(Path(bundle), expected_sha256=sha256, workers=workers)
+
+
+def score_chunks(*, files: list[BatchFile], params: dict[str, Any], champion: Champion) -> ChunkScores:
+    """Every file in chunks of scale.batch_tracks, here or one Dask task per chunk
+    (orchestration.task_runner); the chunks' scores joined in batch order."""
+    chunks = chunked(files, size=params["scale"]["batch_tracks"]) or [[]]  # an empty batch keeps its columns
+    if runner_kind(params) == "local":
+        parts = [score_chunk(chunk, params=params, champion=champion) for chunk in chunks]
+    else:
+        remote = replace(champion, model=None)  # the opened model stays here; workers open the bundle
+        shared = {"params": params, "champion": remote}
+        parts = list(map_chunks(score_chunk_remote, chunks, params=params, shared=shared))
+    scored = [part for part in parts if part.kept] or parts[:1]
+    return ChunkScores(
+        kept=[f for part in parts for f in part.kept],
+        features=pd.concat([part.features for part in scored], ignore_index=True),
+        embeddings=np.concatenate([part.embeddings for part in scored]),
+        proba=np.concatenate([part.proba for part in scored]),
+        rejected=[r for part in parts for r in part.rejected],
+    )
+
+
 def score_batch(
     *,
     folder: Path,
@@ -127,26 +203,20 @@ def score_batch(
     batch_id: str | None = None,
     show_progress: bool = False,
 ) -> ScoredBatch:
-    """Score every acceptable audio file under `folder`; store predictions and features for the batch."""
+    """Score every acceptable audio file under `folder` in chunks; store predictions and features for the
+    batch. (`show_progress` is kept for callers; chunks report nothing.)"""
     settings, batch_id = params["monitoring"], batch_id or new_batch_id()
     files, rejected = discover(folder=Path(folder), extensions=params["predict"]["extensions"])
-    kept, items, features, failed = extract(files=files, params=params, show_progress=show_progress)
-    embeddings = {item.key: item.tagger_embedding() for item in items}
-    proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
-    scored = [error == "" for error in errors]
-    failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
-    kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
-    features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
-    rejected += failed
+    scores = score_chunks(files=files, params=params, champion=champion)
+    kept, proba, features = scores.kept, scores.proba, scores.features
+    rejected += scores.rejected
     for item in rejected:
         log.warning("refused %s", item.reason)
     if not kept:
         return ScoredBatch(batch_id=batch_id, predictions=pd.DataFrame(), features=features, rejected=rejected)
     hashes = {f.key: file_sha256(f.path) for f in kept}
     predictions = prediction_table(files=kept, proba=proba, champion=champion, hashes=hashes, top_k=settings["top_k"])
-    predictions = with_novelty(
-        predictions=predictions, embeddings=np.stack([embeddings[f.key] for f in kept]), params=params
-    )
+    predictions = with_novelty(predictions=predictions, embeddings=scores.embeddings, params=params)
     store = resolve(settings["store"])
     write_batch(store=store, table="predictions", batch_id=batch_id, frame=predictions)
     write_batch(store=store, table="features", batch_id=batch_id, frame=features)

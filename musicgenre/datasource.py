@@ -57,7 +57,15 @@ def sync(params: dict[str, Any], root: Path | None = None) -> str:
 def _import(source: Path, raw: str, root: Path) -> None:
     """dvc import-url names its file after the output; keep the project's name data.dvc, source relative."""
     (root / raw).parent.mkdir(parents=True, exist_ok=True)
-    _dvc(root, "import-url", "--force", str(source), raw)
+    data_dvc = root / DATA_DVC
+    previous = data_dvc.read_text(encoding="utf-8") if data_dvc.is_file() else None
+    data_dvc.unlink(missing_ok=True)  # import-url refuses an output another .dvc file (the old import) tracks
+    try:
+        _dvc(root, "import-url", "--force", str(source), raw)
+    except ToolError:
+        if previous is not None:  # the old import stays recorded when the new one fails
+            data_dvc.write_text(previous, encoding="utf-8")
+        raise
     generated = root / f"{raw}.dvc"
     stage = yaml.safe_load(generated.read_text(encoding="utf-8"))
     stage["deps"][0]["path"] = os.path.relpath(source, root)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -126,9 +126,12 @@ def extract_batch(
     n_jobs: int = 1,
     show_progress: bool = True,
     embedding: TaggerRef | None = None,
+    on_result: Callable[[TrackFeatures], TrackFeatures] | None = None,
 ) -> tuple[list[TrackFeatures], list[Failure]]:
     """Extract (key, path) pairs in parallel worker processes, one BLAS thread each (with an `embedding`,
-    the tagger embedding too: each worker builds its own ONNX Runtime session once)."""
+    the tagger embedding too: each worker builds its own ONNX Runtime session once). `on_result` sees
+    each result in input order as it arrives and returns what is kept (featurize writes the log-mels to
+    disk there and keeps the small vectors, so memory does not grow with the audio)."""
     from joblib import Parallel, delayed, parallel_config
 
     items = list(items)
@@ -140,31 +143,40 @@ def extract_batch(
         task = progress.add_task("features", total=len(items))
         jobs = (delayed(_safe_extract)(str(path), key, config, limits, embedding) for key, path in items)
         for outcome in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-            (failures if isinstance(outcome, Failure) else results).append(outcome)
+            if isinstance(outcome, Failure):
+                failures.append(outcome)
+            else:
+                results.append(on_result(outcome) if on_result is not None else outcome)
             progress.advance(task)
     return results, failures
 
 
-def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Tidy feature table (segment -1 = whole track), stacked log-mel segments and their index."""
+def feature_table(results: list[TrackFeatures], config: FeatureConfig) -> pd.DataFrame:
+    """Tidy feature table (segment -1 = whole track, then its segments); log-mels are not needed."""
     import pandas as pd
 
     from .features import feature_names
 
-    names = feature_names(config)
-    rows, index_rows, mels = [], [], []
+    rows = []
     for item in results:
-        track_vector, segment_vectors, log_mels = item.classic()
-        rows.append([item.key, -1, *track_vector])
-        for segment, vector in enumerate(segment_vectors):
-            rows.append([item.key, segment, *vector])
-            index_rows.append((item.key, segment))
-        mels.append(log_mels)
-    table = pd.DataFrame(rows, columns=["track", "segment", *names])
+        if item.track_vector is None or item.segment_vectors is None:
+            raise ValueError(f"{item.key}: the classic features were not extracted")
+        rows.append([item.key, -1, *item.track_vector])
+        rows += [[item.key, segment, *vector] for segment, vector in enumerate(item.segment_vectors)]
+    table = pd.DataFrame(rows, columns=["track", "segment", *feature_names(config)])
     table["segment"] = table["segment"].astype("int32")
+    return table
+
+
+def to_tables(results: list[TrackFeatures], config: FeatureConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Tidy feature table (segment -1 = whole track), stacked log-mel segments and their index (all in
+    memory: for a few files; featurize streams the log-mels to disk instead)."""
+    import pandas as pd
+
+    mels = [item.classic()[2] for item in results]
+    index_rows = [(item.key, segment) for item in results for segment in range(len(item.classic()[1]))]
     log_mel = np.concatenate(mels) if mels else np.empty((0, config.n_mels, config.segment_frames), np.float32)
-    index = pd.DataFrame(index_rows, columns=["track", "segment"])
-    return table, log_mel, index
+    return feature_table(results, config), log_mel, pd.DataFrame(index_rows, columns=["track", "segment"])
 
 
 def _progress(enabled: bool) -> Progress:

@@ -18,6 +18,7 @@ from .io import file_sha256
 
 # <genre>.000NN.<ext> is shared by the original .au archive, the WAV copy and the FLAC layout
 TRACK_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>[a-z0-9]+)$", re.IGNORECASE)
+GROUPS_FILE = "splits/sturm_artist_groups.csv"  # artist groups inside a source folder (optional)
 MANIFEST_COLUMNS = [
     "track",
     "genre",
@@ -66,6 +67,19 @@ def discover_tracks(root: Path, *, genres: list[str], extensions: list[str]) -> 
     return tracks.reset_index(drop=True)
 
 
+def source_artist_groups(root: Path) -> dict[str, str]:
+    """The source's own artist groups (GROUPS_FILE, as the shared source and a scale corpus carry them),
+    else the packaged Sturm grouping: a corpus's variants keep their source track's artist."""
+    own = root / GROUPS_FILE
+    if not own.is_file():
+        return sturm_artist_groups()
+    try:
+        table = pd.read_csv(own, dtype=str, usecols=["track", "artist_group_id"])
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{own}: not an artist-group table (track, artist_group_id): {exc}") from None
+    return dict(zip(table["track"], table["artist_group_id"].fillna("")))
+
+
 def sturm_artist_groups() -> dict[str, str]:
     """Sturm's artist grouping of all 1000 GTZAN tracks, shipped with the package."""
     source = resources.files(f"{__package__}.resources") / "sturm_artist_groups.csv"
@@ -110,7 +124,7 @@ def build_manifest(
     tracks = discover_tracks(root, genres=genres, extensions=extensions)
     facts = Parallel(n_jobs=n_jobs)(delayed(describe_file)(p, max_file_mb=max_file_mb) for p in tracks["path"])
     manifest = pd.concat([tracks, pd.DataFrame(facts)], axis=1)
-    groups = sturm_artist_groups()
+    groups = source_artist_groups(root)
     manifest["artist_group"] = manifest["track"].map(groups).fillna("")
     manifest["path"] = [os.path.relpath(p, relative_to) for p in manifest["path"]]
     for column in ("sample_rate", "channels", "bit_depth"):

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musicgenre.chunked import extract_tracks
 from musicgenre.config import resolve
-from musicgenre.extraction import Limits, extract_batch
+from musicgenre.extraction import Limits
 from musicgenre.io import atomic_dir, write_json, write_parquet
 from musicgenre.tagger import POOLED_PREFIX, EmbeddingConfig, TaggerRef, embedding_columns
 from stages._cli import StageError, run_stage
@@ -28,13 +29,14 @@ def tagger_ref(params: dict[str, Any]) -> TaggerRef:
 def embed(params: dict[str, Any]) -> dict[str, Any]:
     """Embed every track of paths.tracks; stop only if none could be embedded."""
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    items, failures = extract_batch(
-        ((track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])),
+    # local worker processes, or chunks of scale.batch_tracks tracks on Dask (orchestration.task_runner)
+    items, failures = extract_tracks(
+        [(track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])],
+        params=params,
         config=None,
         limits=Limits.from_params(params),
-        n_jobs=params["data"]["n_jobs"],
-        show_progress=False,
         embedding=tagger_ref(params),
+        n_jobs=params["data"]["n_jobs"],
     )
     if not items:
         raise StageError(f"no track could be embedded; first failures: {[vars(f) for f in failures[:5]]}")

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from musicgenre.calibrated import calibration_summary, plot_reliability
+from musicgenre.cluster import joblib_backend
 from musicgenre.config import resolve
 from musicgenre.crossval import cv_tracks
 from musicgenre.evaluation import confusion_pairs, evaluate_predictions, load_run, misclassifications, plot_confusion
@@ -124,7 +125,8 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         )
         for model in chosen
     )
-    results = Parallel(n_jobs=settings["cv_n_jobs"])(jobs)
+    with joblib_backend(params):  # the fits on the Dask cluster when orchestration.task_runner is dask
+        results = Parallel(n_jobs=settings["cv_n_jobs"])(jobs)
     return dict(zip(chosen, results)), skipped
 
 

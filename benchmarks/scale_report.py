@@ -1,0 +1,242 @@
+"""The scale benchmark's report: per-stage table, growth exponents, projection and plot, in BENCHMARKS.md.
+
+Growth is the log-log slope of a stage's time (and memory) between the two largest N measured (the
+smallest N is dominated by start-up for most stages); projection = the largest N's value times
+(N' / N)^slope. A stage "must go distributed" when its projected time alone exceeds the target minutes
+or its projected memory the target RSS.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from musicgenre.config import project_root, resolve
+from musicgenre.io import write_text
+
+# What the numbers cannot say by themselves (causes read from the code, not fitted)
+NOTES = """Reading the table:
+
+- Times were taken on 2 cores shared with other jobs (load averages above): absolute times are ~2-3x an
+  idle machine's, and two-point slopes are noisy; a stage whose small-N time is start-up (imports,
+  TensorFlow, a Dask cluster) shows a sub-linear slope, which is why the projection also draws the line.
+- `train@*`, `train_transfer@*` and `evaluate` memory grows with N because `musicgenre.models.data.load_tables`
+  reads the whole log-mel array and `track_features` copies each track's segments as float32 for every model
+  (the deep branch moves the array to `np.load(mmap_mode="r")`; the per-item float32 copies also have to go
+  for a classic or transfer model to stop paying for log-mels it never reads).
+- `embed` (the tagger) is flat in memory and linear in time; it runs on Dask by switching
+  `orchestration.task_runner`. `featurize` streams log-mels to disk; in the runs of commits eb6b6266 and
+  eb9bf57a its last step still copied them through a memmap, whose touched file pages count as RSS (the
+  growth in its column, ~0.9 MB per track); later commits copy with plain block reads and writes (not yet
+  re-measured here). Batch scoring (not a pipeline stage, so not in this table) holds one chunk of
+  `scale.batch_tracks` files at a time. `validate` (per-track audio checks, linear) has no Dask path yet.
+- `evaluate` refits every classic and transfer model folds x repeats times (15 fits each): the fits go to
+  a Dask cluster through joblib's backend, one task per model's 15 fits (so at most 8 tasks)."""
+
+BEGIN, END = "<!-- scale-benchmark:begin -->", "<!-- scale-benchmark:end -->"
+SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+
+
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """log-log slope between the two largest N (None with fewer than two positive points)."""
+    usable = sorted((n, v) for n, v in points if v > 0)[-2:]
+    if len(usable) < 2:
+        return None
+    (n0, v0), (n1, v1) = usable
+    return math.log(v1 / v0) / math.log(n1 / n0)
+
+
+def growth_name(exponent: float | None) -> str:
+    """A word for the exponent: what a reader plans with."""
+    if exponent is None:
+        return "–"
+    for limit, name in ((0.3, "flat (start-up bound)"), (0.75, "sub-linear"), (1.3, "linear"), (1.7, "N^1.5")):
+        if exponent < limit:
+            return name
+    return "quadratic" if exponent < 2.4 else "worse than quadratic"
+
+
+def project(points: list[tuple[int, float]], *, to: int) -> float | None:
+    """The larger of two extrapolations from the two largest N: the power law (log-log slope) and a fixed
+    start-up cost plus a per-track cost (a line). A stage whose small-N time is mostly start-up shows a
+    sub-linear slope that the power law would carry to 100k; the line does not underrate it."""
+    exponent = slope(points)
+    if exponent is None:
+        return None
+    (n0, v0), (n1, v1) = sorted(points)[-2:]
+    power = v1 * (to / n1) ** max(exponent, 0.0)
+    line = v1 + max(v1 - v0, 0.0) / (n1 - n0) * (to - n1)
+    return max(power, line)
+
+
+def stage_rows(results: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The measured N (ascending) and every stage label in dvc.yaml's order (data sync first)."""
+    import yaml
+
+    order = ["data sync", *yaml.safe_load((project_root() / "dvc.yaml").read_text(encoding="utf-8"))["stages"]]
+    sizes = sorted(int(n) for n in results)
+    labels = sorted({label for n in sizes for label in results[str(n)]["stages"]})
+    rank = {name: index for index, name in enumerate(order)}
+    return sizes, sorted(labels, key=lambda label: (rank.get(label.split("@")[0], len(order)), label))
+
+
+def series(results: dict[str, Any], label: str, key: str) -> list[tuple[int, float]]:
+    return [(int(n), r["stages"][label][key]) for n, r in results.items() if label in r["stages"]]
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def fmt_mb(mb: float | None) -> str:
+    return "–" if mb is None else (f"{mb:.0f} MB" if mb < 2048 else f"{mb / 1024:.1f} GB")
+
+
+def measured_table(results: dict[str, Any]) -> str:
+    """stage | per N: time, peak RSS | growth of time and of memory."""
+    sizes, labels = stage_rows(results)
+    header = ["stage", *[f"N={n} time / peak RSS" for n in sizes], "time growth (slope)", "RSS growth (slope)"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(sizes) + "---|---|"]
+    for label in labels:
+        cells = [f"`{label}`"]
+        for n in sizes:
+            entry = results[str(n)]["stages"].get(label)
+            cells.append(f"{fmt_time(entry['seconds'])} / {fmt_mb(entry['peak_rss_mb'])}" if entry else "–")
+        for key in ("seconds", "peak_rss_mb"):
+            exponent = slope(series(results, label, key))
+            cells.append(f"{growth_name(exponent)} ({exponent:.2f})" if exponent is not None else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    totals = [
+        f"**{fmt_time(results[str(n)]['pipeline_seconds'])} / {fmt_mb(results[str(n)]['pipeline_peak_rss_mb'])}**"
+        for n in sizes
+    ]
+    lines.append(
+        "| **whole pipeline** (sync + `dvc repro`, incl. DVC's own hashing) | " + " | ".join(totals) + " | | |"
+    )
+    return "\n".join(lines)
+
+
+def excess(seconds: float | None, mb: float | None, settings: dict[str, Any]) -> str:
+    """'time', 'memory', 'time + memory' or '' against the 2-core / 6 GB target."""
+    reasons = []
+    if (seconds or 0) > settings["target_minutes"] * 60:
+        reasons.append(f"time > {settings['target_minutes']} min")
+    if (mb or 0) > settings["target_rss_gb"] * 1024:
+        reasons.append(f"RSS > {settings['target_rss_gb']} GB")
+    return " + ".join(reasons)
+
+
+def projection_table(results: dict[str, Any], settings: dict[str, Any]) -> tuple[str, list[str]]:
+    """Projected time and memory per stage at each params.scale.benchmark.project_to; the stages that
+    must go distributed (time alone over target_minutes or memory over target_rss_gb at 10k)."""
+    sizes, labels = stage_rows(results)
+    # the target N too, when it was not measured (a projection, labelled as one)
+    targets = [n for n in [settings["target_tracks"]] if n not in sizes] + list(settings["project_to"])
+    header = ["stage", *[f"N={n:,} time / RSS" for n in targets], "verdict"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(targets) + "---|"]
+    distributed = []
+    for label in labels:
+        times = [project(series(results, label, "seconds"), to=n) for n in targets]
+        memory = [project(series(results, label, "peak_rss_mb"), to=n) for n in targets]
+        over = [f"{n:,} ({reason})" for n, t, m in zip(targets, times, memory) if (reason := excess(t, m, settings))]
+        if over:
+            distributed.append(label)
+        verdict = "over target at " + "; ".join(over) if over else "fits 2 cores / 6 GB"
+        if times[-1] is None:
+            verdict = "needs two measured N"
+        cells = [f"`{label}`", *[f"{fmt_time(t)} / {fmt_mb(m)}" for t, m in zip(times, memory)], verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), distributed
+
+
+def plot(results: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Time and peak RSS vs N per stage (log-log), one line per stage, into scale.benchmark.figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes, labels = stage_rows(results)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for axis, key, unit in ((axes[0], "seconds", "wall time (s)"), (axes[1], "peak_rss_mb", "peak RSS (MB)")):
+        for index, label in enumerate(labels):  # 20 distinct colours, dashed for the second ten
+            points = sorted(series(results, label, key))
+            style = {"color": plt.cm.tab20(index % 20), "linestyle": "-" if index % 2 == 0 else "--"}
+            axis.plot([n for n, _ in points], [v for _, v in points], marker="o", label=label, **style)
+        axis.set(xscale="log", yscale="log", xlabel="tracks (N)", ylabel=unit, xticks=sizes)
+        axis.set_xticklabels([str(n) for n in sizes])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("per-stage wall time vs N (2 cores, shared)")
+    axes[1].set_title("per-stage peak RSS (process tree) vs N")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    target = resolve(settings["figure"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
+
+
+def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The markdown between the scale markers of BENCHMARKS.md."""
+    sizes = sorted(int(n) for n in results)
+    projected, distributed = projection_table(results, settings)
+    largest = results[str(sizes[-1])]
+    met = largest["pipeline_seconds"] <= settings["target_minutes"] * 60 and (
+        largest["pipeline_peak_rss_mb"] <= settings["target_rss_gb"] * 1024
+    )
+    runs = "; ".join(
+        f"N={n}: commit {results[str(n)]['commit'][:8]}, {results[str(n)]['finished']}, corpus built in "
+        f"{fmt_time(results[str(n)]['corpus_seconds'])}, load average at end "
+        f"{', '.join(f'{x:.2f}' for x in results[str(n)]['load_average'])}"
+        for n in sizes
+    )
+    figure = resolve(settings["figure"]).relative_to(project_root())
+    return "\n\n".join(
+        [
+            BEGIN,
+            "## Scale: the whole pipeline at N tracks (`make scale-benchmark`)",
+            "Generated by `python -m benchmarks.scale` (corpus: `genre data scale-corpus`, real tracks plus "
+            "label- and artist-preserving variants; accuracy on it means nothing). Each N runs `genre data sync` "
+            "+ `dvc repro` in a fresh clone with an empty DVC cache on the shared 2-core machine. Time = wall "
+            "clock of the stage's process; RSS = peak of the summed resident memory of the stage's process tree "
+            f"(workers included, shared pages counted per process: an upper bound). Runs: {runs}.",
+            measured_table(results),
+            f"![time and peak RSS vs N per stage]({figure})",
+            f"**Target**: N={settings['target_tracks']} within {settings['target_minutes']} min and under "
+            f"{settings['target_rss_gb']} GB peak RSS on 2 cores. Largest N measured: {sizes[-1]}, "
+            f"{fmt_time(largest['pipeline_seconds'])}, peak {fmt_mb(largest['pipeline_peak_rss_mb'])} "
+            f"({'within' if met else '**over**'} the target's limits).",
+            "### Projection from the two largest N (the larger of the log-log power law and start-up + per-track line)",
+            projected,
+            "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
+            + (", ".join(f"`{label}`" for label in distributed) or "none")
+            + ".",
+            NOTES,
+            END,
+        ]
+    )
+
+
+def write_report(*, results: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Plot, then replace (or append) the scale section of BENCHMARKS.md."""
+    if not results:
+        raise SystemExit("scale benchmark: no results to report (run without --report-only first)")
+    plot(results, settings)
+    target = resolve(settings["output"])
+    old = target.read_text(encoding="utf-8") if target.is_file() else "# Benchmarks\n"
+    text = section(results, settings)
+    new = SECTION.sub(lambda _: text, old) if SECTION.search(old) else old.rstrip() + "\n\n" + text + "\n"
+    write_text(target, new)
+    print(f"scale benchmark: report -> {target}, figure -> {resolve(settings['figure'])}")
+
+
+def keep_section(*, old: str, new: str) -> str:
+    """`make benchmark` rewrites BENCHMARKS.md whole: carry the scale section over from the old text."""
+    found = SECTION.search(old)
+    return new.rstrip() + "\n\n" + found.group(0) + "\n" if found and not SECTION.search(new) else new
