@@ -108,7 +108,8 @@ def report(*, oof: pd.DataFrame, classes: list[str]) -> str:
         lines.append(
             f"Nested, choosing by {metric}: accuracy {nested['accuracy_mean']:.3f} ± {nested['accuracy_std']:.3f}, "
             f"macro-F1 {nested['macro_f1_mean']:.3f} ± {nested['macro_f1_std']:.3f} over {nested['models']} "
-            f"configurations; chosen per outer fold: {nested['chosen']}"
+            "configurations; chosen per outer fold: "
+            + ", ".join(f"`{name}` x{count}" for name, count in nested["chosen"].items())
         )
         lines.append("")
     return "\n".join(lines)
