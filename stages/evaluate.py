@@ -82,12 +82,17 @@ def cv_cells(scores: dict[str, Any]) -> list[str]:
 def skip_reason(*, family: str | None) -> str:
     if family is None:
         return "not configured in params.models, so it cannot be refitted"
-    if family == "deep":  # measured: ~40 s per fit, so folds x repeats refits would take ~10 min per model
-        return (
-            "deep: one fit takes ~40 s on the shared 2-core CPU, 15 per model; add `deep` to "
-            "evaluate.cv_families (and lower its epochs) to include it"
-        )
     return f"family {family!r} not in evaluate.cv_families"
+
+
+def cv_options(*, settings: dict[str, Any], family: str) -> dict[str, Any]:
+    """How a family is cross-validated: every model on the fold plan's first `repeats` repeats (the same
+    folds); the deep family may use fewer (evaluate.deep.repeats), early-stops on an inner artist-grouped
+    fold of each training fold, and fits repeat r with seed + r, so its repeats are also its seeds."""
+    if family != "deep":
+        return {"repeats": settings["cv_repeats"]}
+    deep = settings["deep"]
+    return {"repeats": deep["repeats"], "inner_folds": deep["inner_folds"], "seed_per_repeat": True}
 
 
 def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -104,7 +109,8 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         for model in models
         if configured.get(model, {}).get("family") not in settings["cv_families"]
     }
-    chosen = [model for model in models if model not in skipped]
+    # the longest jobs (deep) first, so they do not finish alone after the others
+    chosen = sorted((m for m in models if m not in skipped), key=lambda m: (configured[m]["family"] != "deep", m))
     if not chosen:
         return {}, skipped
     transfer = any(configured[model]["family"] == "transfer" for model in chosen)
@@ -118,9 +124,9 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             classes=params["genres"],
             seed=params["seed"],
             folds=settings["cv_folds"],
-            repeats=settings["cv_repeats"],
             threads=params["train"]["threads"],
             embedding=tagger_ref(params) if transfer else None,
+            **cv_options(settings=settings, family=configured[model]["family"]),
         )
         for model in chosen
     )
@@ -224,6 +230,13 @@ def notes(*, params: dict[str, Any], skipped: dict[str, str], selection: dict[st
         "not ECE: for a model that gives the true genre probability ~0 on some tracks (knn_bagging) it "
         "flattens every row and ECE rises.\n"
     )
+    if "deep" in settings["cv_families"]:
+        deep = settings["deep"]
+        text += (
+            f"Deep models (cnn, crnn): the first {deep['repeats']} repeat(s) of the same fold plan, repeat r fitted "
+            "with seed + r (so the spread is over folds and seeds); early stopping, when configured, on one of "
+            f"{deep['inner_folds']} artist-grouped folds of each training fold, never on the held-out fold.\n"
+        )
     if selection is not None:
         champion = selection["calibration"][selection["champion"]]
         verdict = (champion["ece"] <= check["max_ece"], champion["coverage"] >= check["min_coverage"])
