@@ -63,7 +63,7 @@ def main() -> None:
         folds=params["evaluate"]["cv_folds"],
         repeats=args.repeats,
         threads=params["train"]["threads"],
-        inner_folds=deep.get("inner_folds", 5),
+        inner_folds=deep.get("inner_folds", 5) if settings["hyper"]["patience"] is not None else None,
         seed_per_repeat=True,
     )
     total = time.perf_counter() - started

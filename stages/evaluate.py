@@ -85,14 +85,15 @@ def skip_reason(*, family: str | None) -> str:
     return f"family {family!r} not in evaluate.cv_families"
 
 
-def cv_options(*, settings: dict[str, Any], family: str) -> dict[str, Any]:
-    """How a family is cross-validated: every model on the fold plan's first `repeats` repeats (the same
-    folds); the deep family may use fewer (evaluate.deep.repeats), early-stops on an inner artist-grouped
-    fold of each training fold, and fits repeat r with seed + r, so its repeats are also its seeds."""
-    if family != "deep":
+def cv_options(*, settings: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """How a model is cross-validated: on the fold plan's first `repeats` repeats (the same folds for
+    every model); the deep family may use fewer (evaluate.deep.repeats), fits repeat r with seed + r (its
+    repeats are also its seeds) and, when it early-stops, holds back an inner artist-grouped fold of each
+    training fold for that (without early stopping it trains on the whole training fold)."""
+    if model["family"] != "deep":
         return {"repeats": settings["cv_repeats"]}
-    deep = settings["deep"]
-    return {"repeats": deep["repeats"], "inner_folds": deep["inner_folds"], "seed_per_repeat": True}
+    deep, stops = settings["deep"], model["hyper"]["patience"] is not None
+    return {"repeats": deep["repeats"], "inner_folds": deep["inner_folds"] if stops else None, "seed_per_repeat": True}
 
 
 def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -126,7 +127,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             folds=settings["cv_folds"],
             threads=params["train"]["threads"],
             embedding=tagger_ref(params) if transfer else None,
-            **cv_options(settings=settings, family=configured[model]["family"]),
+            **cv_options(settings=settings, model=configured[model]),
         )
         for model in chosen
     )

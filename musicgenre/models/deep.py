@@ -57,13 +57,24 @@ def _conv_blocks(x: keras.KerasTensor, *, h: dict[str, Any]) -> keras.KerasTenso
     return x
 
 
+def _time_statistics(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Mean and max over the time axis only, per (mel band, channel): where in the spectrum a pattern
+    sits (the timbre) matters for genre, so the frequency axis is not averaged away."""
+    mean = layers.Flatten()(layers.AveragePooling2D((1, x.shape[2]))(x))
+    peak = layers.Flatten()(layers.MaxPooling2D((1, x.shape[2]))(x))
+    return layers.Concatenate()([mean, peak])
+
+
 def build_network(*, architecture: str, h: dict[str, Any], input_shape: tuple[int, int], n_classes: int) -> keras.Model:
-    """cnn: conv blocks -> global pooling -> dense; crnn: conv blocks -> GRU over the time axis -> dense."""
+    """cnn: conv blocks -> pooling (`global`: over time and frequency; `time`: mean and max over time per
+    band) -> dense; crnn: conv blocks -> GRU over the time axis -> dense."""
     inputs = keras.Input(shape=(*input_shape, 1))
     x = layers.AveragePooling2D(tuple(h["input_pool"]))(inputs)  # coarser time-frequency grid: CPU budget
     x = _conv_blocks(x, h=h)
-    if architecture == "cnn":
+    if architecture == "cnn" and h["pooling"] == "global":
         x = layers.GlobalAveragePooling2D()(x)
+    elif architecture == "cnn" and h["pooling"] == "time":
+        x = _time_statistics(x)
     elif architecture == "crnn":
         x = layers.Permute((2, 1, 3))(x)  # (mel, time, ch) -> (time, mel, ch): the GRU walks time
         x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
@@ -220,7 +231,8 @@ def fit_deep(
     configure_runtime(threads=threads, seed=seed)
     h, n_classes = settings["hyper"], len(classes)
     rows = SegmentRows.of(train_items)
-    mean, std = band_statistics(items=train_items, rows=rows, chunk=h["stats_chunk"], floor=h["std_floor"])
+    stats = band_statistics(items=train_items, rows=rows, chunk=h["stats_chunk"], floor=h["std_floor"])
+    mean, std = (value.astype(np.float32) for value in stats)  # as served reads norm.json: same inputs
     y, w = segment_targets(items=train_items, labels=train_labels, n_classes=n_classes, balanced=h["class_weight"])
     train = SegmentBatches(
         items=train_items,
