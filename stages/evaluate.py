@@ -14,7 +14,15 @@ from musicgenre.evaluation import confusion_pairs, evaluate_predictions, load_ru
 from musicgenre.io import write_csv, write_json, write_parquet, write_text
 from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE, ModelMeta
 from musicgenre.oof import out_of_fold
-from musicgenre.selection import METRICS, best_model, cv_summary, fold_scores, fold_vector, nested_estimate
+from musicgenre.selection import (
+    METRICS,
+    best_model,
+    complete_models,
+    cv_summary,
+    fold_scores,
+    fold_vector,
+    nested_estimate,
+)
 from stages._cli import StageError, run_stage
 
 SCALARS = ("accuracy", "macro_f1", "log_loss")
@@ -159,7 +167,7 @@ def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], ou
         )
     selection = {
         "metric": metric,
-        "champion": best_model(scores=scores, metric=metric),
+        "champion": best_model(scores=scores[scores["model"].isin(complete_models(scores=scores))], metric=metric),
         "tracks": int(frame.groupby("repeat")["track"].nunique().max()),
         "folds": [[int(r), int(k)] for r, k in scores[["repeat", "fold"]].drop_duplicates().to_numpy()],
         "scores": {m: {n: fold_vector(scores=scores, model=m, metric=n) for n in METRICS} for m in sorted(oof)},
