@@ -61,7 +61,7 @@ def test_crnn_trains_and_reloads(params, grouped, tmp_path):
     proba = assert_round_trip(predictor, params=params, items=items, directory=tmp_path)
     assert proba.shape == (len(items), len(params["genres"]))
     # the stored statistics are the training split's, one per mel band
-    train_mels = np.concatenate([item.log_mels for item in grouped["train"][0][::4]])
+    train_mels = np.concatenate([item.log_mels for item in grouped["train"][0][::4]]).astype(np.float32)
     np.testing.assert_allclose(predictor.mean, train_mels.mean(axis=(0, 2)), rtol=1e-4, atol=1e-3)
 
 
@@ -69,11 +69,13 @@ def test_crnn_trains_and_reloads(params, grouped, tmp_path):
 def test_deep_cv_on_a_subset_scores_every_track_once_per_repeat_on_the_shared_folds(params, grouped):
     """The deep family's CV (evaluate.deep): fewer repeats than classic, but the plan's first ones, so its
     folds are the classic models' folds; every track held out once per repeat."""
-    tracks = cv_tracks(tables=grouped["tables"]).groupby("genre").head(4).reset_index(drop=True)
+    tracks = cv_tracks(tables=grouped["tables"]).groupby("genre").head(8).reset_index(drop=True)
     folds, repeats = params["evaluate"]["cv_folds"], 2
+    settings = quick(params, name="cnn", epochs=1)
+    settings["hyper"]["patience"] = 1  # early stopping on the inner artist-grouped split is exercised too
     rows = out_of_fold(
         name="cnn",
-        settings=quick(params, name="cnn", epochs=1),
+        settings=settings,
         tables=grouped["tables"],
         tracks=tracks,
         classes=params["genres"],
