@@ -17,12 +17,15 @@ def main(model: str, rerun: str) -> None:
     genres = load_params()["genres"]
     base = pd.read_parquet("reports/eval/oof.parquet").query("model == @model").drop(columns="model")
     other = pd.read_parquet(rerun)
+    base = base[base["repeat"].isin(other["repeat"].unique())]  # a rerun may cover fewer repeats
     keys = ["repeat", "fold", "track"]
     joined = base.merge(other, on=keys, suffixes=("", "_b"))
     assert len(joined) == len(base) == len(other), (len(joined), len(base), len(other))
     a = fold_scores(oof=base.assign(model=model), classes=genres)
     b = fold_scores(oof=other.assign(model=model), classes=genres)
     cols = proba_columns(genres)
+    gap = abs(joined[cols].to_numpy() - joined[[c + "_b" for c in cols]].to_numpy()).max()
+    print(f"max |proba difference| {gap:.2e}")
     same = (joined[cols].to_numpy().argmax(1) == joined[[c + "_b" for c in cols]].to_numpy().argmax(1)).mean()
     print(
         f"{model}: pipeline {a['accuracy'].mean():.3f} ± {a['accuracy'].std(ddof=1):.3f}, "
