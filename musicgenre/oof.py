@@ -36,6 +36,15 @@ def fold_plan(
     return plan
 
 
+def inner_validation(
+    tracks: pd.DataFrame, *, train_idx: np.ndarray, folds: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) positions of `tracks` inside a training fold: the validation tracks are one
+    artist-grouped, genre-stratified fold of the training tracks, disjoint in artists from the rest."""
+    _, _, fit, valid = fold_plan(tracks.iloc[train_idx].reset_index(drop=True), folds=folds, repeats=1, seed=seed)[0]
+    return train_idx[fit], train_idx[valid]
+
+
 def out_of_fold(
     *,
     name: str,
@@ -48,27 +57,35 @@ def out_of_fold(
     repeats: int,
     threads: int,
     embedding: TaggerRef | None = None,
+    inner_folds: int | None = None,
+    seed_per_repeat: bool = False,
     items: list[TrackFeatures] | None = None,
 ) -> pd.DataFrame:
     """repeat, fold, track, genre, proba_<genre> x classes: one row per track per repeat.
-    `tracks` needs track, genre and artist_group columns; `items` (in the order of `tracks`) replaces the
-    tables' features, e.g. embeddings made with other settings."""
+    `tracks` needs track, genre and artist_group columns. With `inner_folds` (models that early-stop),
+    one artist-grouped fold of each training fold is held back as their validation set, so the held-out
+    fold never steers training; with `seed_per_repeat`, repeat r also fits with seed + r (repeats are
+    then seeds too). `items` (in the order of `tracks`) replaces the tables' features, e.g. embeddings
+    made with other settings."""
     tracks = tracks.reset_index(drop=True)
     labels = tracks["genre"].map(classes.index).to_numpy()
     items = items if items is not None else track_features(tables=tables, tracks=tracks["track"])
     parts = []
     for repeat, fold, train_idx, test_idx in fold_plan(tracks, folds=folds, repeats=repeats, seed=seed):
         held_out = [items[i] for i in test_idx]
+        fit_idx, valid_idx = (train_idx, test_idx)  # models without early stopping ignore the valid items
+        if inner_folds is not None:
+            fit_idx, valid_idx = inner_validation(tracks, train_idx=train_idx, folds=inner_folds, seed=seed + repeat)
         predictor = fit_predictor(
             name=name,
             settings=settings,
-            seed=seed,
+            seed=seed + repeat if seed_per_repeat else seed,
             classes=classes,
             threads=threads,
-            train_items=[items[i] for i in train_idx],
-            train_labels=labels[train_idx],
-            valid_items=held_out,
-            valid_labels=labels[test_idx],
+            train_items=[items[i] for i in fit_idx],
+            train_labels=labels[fit_idx],
+            valid_items=[items[i] for i in valid_idx],
+            valid_labels=labels[valid_idx],
             embedding=embedding,
         )
         rows = tracks.loc[test_idx, ["track", "genre"]].reset_index(drop=True)

@@ -56,9 +56,13 @@ def lock_path(*, uri: str, fallback_dir: Path) -> Path:
 
 def choose_champion(*, metrics: dict[str, dict[str, Any]], protocol: str, metric: str) -> str:
     """The model with the best mean grouped-CV `metric` under `protocol` (never valid or test; the lower
-    fold spread breaks ties). Models that were not cross-validated cannot be chosen."""
+    fold spread breaks ties). Models that were not cross-validated on every fold cannot be chosen."""
     key = f"cv_{metric}_mean"
     candidates = [(model, runs[protocol]) for model, runs in metrics.items() if key in runs.get(protocol, {})]
+    # the paired gate needs the challenger's scores on every fold: a model cross-validated on fewer
+    # repeats (evaluate.deep.repeats) is reported but cannot be chosen
+    most = max((scores.get("cv_fits", 0) for _, scores in candidates), default=0)
+    candidates = [(model, scores) for model, scores in candidates if scores.get("cv_fits", 0) == most]
     if not candidates:
         raise ValueError(f"no model has grouped-CV {metric} under protocol {protocol!r}")
     return max(candidates, key=lambda item: (item[1][key], -item[1][f"cv_{metric}_std"], item[0]))[0]

@@ -58,10 +58,20 @@ def best_model(*, scores: pd.DataFrame, metric: str) -> str:
     return str(min(table.index, key=lambda model: (-table.loc[model, "mean"], table.loc[model, "std"], model)))
 
 
+def complete_models(*, scores: pd.DataFrame) -> list[str]:
+    """Models scored on every fold of the plan. Only they can be champion: the promotion gate pairs a
+    challenger with the champion fold by fold, so both need the whole plan (a family cross-validated on
+    fewer repeats, e.g. the deep one, is compared on the folds it has but cannot be chosen)."""
+    plan = scores[FOLD_KEYS].drop_duplicates()
+    counts = scores.groupby("model").size()
+    return sorted(str(model) for model in counts.index[counts == len(plan)])
+
+
 def nested_estimate(*, scores: pd.DataFrame, metric: str) -> dict[str, Any]:
     """Score of the selection procedure itself: for each outer fold, the model best on the OTHER folds of
     the same repeat (inner folds; other repeats hold the outer fold's tracks) is scored on the outer fold.
-    The models' refits are not nested (each fold's fit saw the outer fold's tracks): the choice is."""
+    The models' refits are not nested (each fold's fit saw the outer fold's tracks): the choice is.
+    A model cross-validated on fewer repeats competes only in the repeats it has (the folds it shares)."""
     outcomes, chosen = [], []
     for (repeat, fold), outer in scores.groupby(FOLD_KEYS, sort=True):
         inner = scores[(scores["repeat"] == repeat) & (scores["fold"] != fold)]

@@ -15,7 +15,15 @@ from musicgenre.evaluation import confusion_pairs, evaluate_predictions, load_ru
 from musicgenre.io import write_csv, write_json, write_parquet, write_text
 from musicgenre.models.predictor import META_FILE, PREDICTIONS_FILE, ModelMeta
 from musicgenre.oof import out_of_fold
-from musicgenre.selection import METRICS, best_model, cv_summary, fold_scores, fold_vector, nested_estimate
+from musicgenre.selection import (
+    METRICS,
+    best_model,
+    complete_models,
+    cv_summary,
+    fold_scores,
+    fold_vector,
+    nested_estimate,
+)
 from stages._cli import StageError, run_stage
 
 SCALARS = ("accuracy", "macro_f1", "log_loss")
@@ -83,12 +91,18 @@ def cv_cells(scores: dict[str, Any]) -> list[str]:
 def skip_reason(*, family: str | None) -> str:
     if family is None:
         return "not configured in params.models, so it cannot be refitted"
-    if family == "deep":  # measured: ~40 s per fit, so folds x repeats refits would take ~10 min per model
-        return (
-            "deep: one fit takes ~40 s on the shared 2-core CPU, 15 per model; add `deep` to "
-            "evaluate.cv_families (and lower its epochs) to include it"
-        )
     return f"family {family!r} not in evaluate.cv_families"
+
+
+def cv_options(*, settings: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """How a model is cross-validated: on the fold plan's first `repeats` repeats (the same folds for
+    every model); the deep family may use fewer (evaluate.deep.repeats), fits repeat r with seed + r (its
+    repeats are also its seeds) and, when it early-stops, holds back an inner artist-grouped fold of each
+    training fold for that (without early stopping it trains on the whole training fold)."""
+    if model["family"] != "deep":
+        return {"repeats": settings["cv_repeats"]}
+    deep, stops = settings["deep"], model["hyper"]["patience"] is not None
+    return {"repeats": deep["repeats"], "inner_folds": deep["inner_folds"] if stops else None, "seed_per_repeat": True}
 
 
 def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -105,7 +119,8 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         for model in models
         if configured.get(model, {}).get("family") not in settings["cv_families"]
     }
-    chosen = [model for model in models if model not in skipped]
+    # the longest jobs (deep) first, so they do not finish alone after the others
+    chosen = sorted((m for m in models if m not in skipped), key=lambda m: (configured[m]["family"] != "deep", m))
     if not chosen:
         return {}, skipped
     transfer = any(configured[model]["family"] == "transfer" for model in chosen)
@@ -119,9 +134,9 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             classes=params["genres"],
             seed=params["seed"],
             folds=settings["cv_folds"],
-            repeats=settings["cv_repeats"],
             threads=params["train"]["threads"],
             embedding=tagger_ref(params) if transfer else None,
+            **cv_options(settings=settings, model=configured[model]),
         )
         for model in chosen
     )
@@ -154,7 +169,7 @@ def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], ou
         )
     selection = {
         "metric": metric,
-        "champion": best_model(scores=scores, metric=metric),
+        "champion": best_model(scores=scores[scores["model"].isin(complete_models(scores=scores))], metric=metric),
         "tracks": int(frame.groupby("repeat")["track"].nunique().max()),
         "folds": [[int(r), int(k)] for r, k in scores[["repeat", "fold"]].drop_duplicates().to_numpy()],
         "scores": {m: {n: fold_vector(scores=scores, model=m, metric=n) for n in METRICS} for m in sorted(oof)},
@@ -226,6 +241,13 @@ def notes(*, params: dict[str, Any], skipped: dict[str, str], selection: dict[st
         "not ECE: for a model that gives the true genre probability ~0 on some tracks (knn_bagging) it "
         "flattens every row and ECE rises.\n"
     )
+    if "deep" in settings["cv_families"]:
+        deep = settings["deep"]
+        text += (
+            f"Deep models (cnn, crnn): the first {deep['repeats']} repeat(s) of the same fold plan, repeat r fitted "
+            "with seed + r (so the spread is over folds and seeds); early stopping, when configured, on one of "
+            f"{deep['inner_folds']} artist-grouped folds of each training fold, never on the held-out fold.\n"
+        )
     if selection is not None:
         champion = selection["calibration"][selection["champion"]]
         verdict = (champion["ece"] <= check["max_ece"], champion["coverage"] >= check["min_coverage"])

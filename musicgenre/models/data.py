@@ -22,7 +22,7 @@ from ..tagger import EMBEDDING_PREFIX, POOLED_PREFIX
 @dataclass
 class Tables:
     features: pd.DataFrame  # track, genre, segment, then the feature columns
-    logmel: np.ndarray  # (segments, n_mels, frames), rows described by logmel_index
+    logmel: np.ndarray  # (segments, n_mels, frames) memory-mapped read-only, rows described by logmel_index
     logmel_index: pd.DataFrame  # track, segment
     splits: pd.DataFrame  # track, genre, split_<protocol> ...
     feature_columns: list[str]
@@ -40,7 +40,7 @@ def load_tables(*, params: dict[str, Any], embeddings: bool = False) -> Tables:
         raise ValueError(f"{resolve(paths['features'])} lacks feature columns {missing[:5]}")
     return Tables(
         features=features,
-        logmel=np.load(resolve(paths["logmel"])),
+        logmel=np.load(resolve(paths["logmel"]), mmap_mode="r"),  # the deep models read it batch by batch
         logmel_index=pd.read_parquet(resolve(paths["logmel_index"])),
         splits=pd.read_csv(resolve(paths["splits"])),
         feature_columns=columns,
@@ -58,7 +58,8 @@ def protocol_split(*, tables: Tables, protocol: str) -> pd.DataFrame:
 
 
 def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatures]:
-    """One TrackFeatures per track, segments in order, log-mels as float32 like extract_file gives."""
+    """One TrackFeatures per track, segments in order; log-mels in the stored dtype (float16), read lazily
+    (consumers cast the batch they use to float32, as extract_file gives)."""
     rows = tables.features.groupby("track").indices
     mel_rows = tables.logmel_index.groupby("track").indices
     values = tables.features[tables.feature_columns].to_numpy(np.float64)
@@ -76,12 +77,20 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
                 key=track,
                 track_vector=values[own[segments[own] == -1][0]],
                 segment_vectors=values[own[segments[own] >= 0]],
-                log_mels=tables.logmel[own_mels].astype(np.float32),
+                log_mels=segment_rows(logmel=tables.logmel, rows=own_mels),
                 embedding=track_embedding(tables=tables, track=track),
                 pooled=track_embedding(tables=tables, track=track, prefix=POOLED_PREFIX),
             )
         )
     return items
+
+
+def segment_rows(*, logmel: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A track's log-mel segments in its stored dtype: a view of the memory-mapped stack when its rows
+    are contiguous (as featurize writes them), so nothing is read until a batch asks for it."""
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        return logmel[rows[0] : rows[0] + len(rows)]
+    return np.asarray(logmel[rows])  # scattered rows: a copy of this track's segments only
 
 
 def track_embedding(*, tables: Tables, track: str, prefix: str = EMBEDDING_PREFIX) -> np.ndarray | None:

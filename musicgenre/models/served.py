@@ -72,6 +72,9 @@ class ServedNetwork(Predictor):
 
     family = "deep"
 
+    def inputs(self, segments: np.ndarray) -> np.ndarray:
+        return standardise_segments(np.asarray(segments, np.float32), mean=self.mean, std=self.std)
+
     def __init__(self, *, meta: ModelMeta, directory: Path):
         super().__init__(classes=meta.classes, input="logmel")
         stats = json.loads((directory / meta.served["norm"]).read_text(encoding="utf-8"))
@@ -83,13 +86,12 @@ class ServedNetwork(Predictor):
         mels = [item.classic()[2] for item in items]
         counts = [len(segments) for segments in mels]
         require_segments(items=items, counts=counts)
-        segments = np.concatenate(mels).astype(np.float32)
-        inputs = standardise_segments(segments, mean=self.mean, std=self.std)
+        segments = np.concatenate(mels)  # the stored dtype (float16 from logmel.npy): cast batch by batch
         name = self.session.get_inputs()[0].name
         proba = np.concatenate(
             [
-                self.session.run(None, {name: inputs[start : start + self.batch_size]})[0]
-                for start in range(0, len(inputs), self.batch_size)
+                self.session.run(None, {name: self.inputs(segments[start : start + self.batch_size])})[0]
+                for start in range(0, len(segments), self.batch_size)
             ]
         )
         return normalise_rows(mean_by_track(proba=proba, counts=counts))

@@ -85,5 +85,6 @@ def test_track_features_match_the_tables(params, grouped):
     rows = tables.features[tables.features["track"] == item.key].sort_values("segment")
     np.testing.assert_array_equal(item.track_vector, rows[rows["segment"] == -1][tables.feature_columns].iloc[0])
     np.testing.assert_array_equal(item.segment_vectors, rows[rows["segment"] >= 0][tables.feature_columns])
-    assert item.log_mels.dtype == np.float32
+    assert item.log_mels.dtype == tables.logmel.dtype  # the stored dtype, read lazily from the memmap
+    assert isinstance(item.log_mels, np.memmap)
     assert item.log_mels.shape == (len(item.segment_vectors), *tables.logmel.shape[1:])

@@ -139,5 +139,10 @@ def test_choose_champion_uses_grouped_cv_never_valid_or_test():
         "deep": {"grouped": {"valid": {"macro_f1": 1.0}, "test": {"macro_f1": 1.0}}},  # not cross-validated
     }
     assert choose_champion(metrics=metrics, protocol="grouped", metric="macro_f1") == "a"
+    # a model cross-validated on fewer folds (the deep family's fewer repeats) cannot be paired: never chosen
+    fewer = {**metrics, "cnn": {"grouped": {"cv_macro_f1_mean": 0.9, "cv_macro_f1_std": 0.0, "cv_fits": 10}}}
+    for model in ("a", "b"):
+        fewer[model] = {**fewer[model], "grouped": {**fewer[model]["grouped"], "cv_fits": 15}}
+    assert choose_champion(metrics=fewer, protocol="grouped", metric="macro_f1") == "a"
     with pytest.raises(ValueError, match="grouped-CV"):
         choose_champion(metrics={"deep": metrics["deep"]}, protocol="grouped", metric="macro_f1")

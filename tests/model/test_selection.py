@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from musicgenre.calibrated import calibration_summary
-from musicgenre.selection import best_model, fold_fingerprint, fold_scores, nested_estimate, paired_gain
+from musicgenre.selection import (
+    best_model,
+    complete_models,
+    fold_fingerprint,
+    fold_scores,
+    nested_estimate,
+    paired_gain,
+)
 
 CLASSES = ["a", "b", "c", "d"]
 
@@ -33,6 +40,16 @@ def test_nested_picks_on_inner_folds_and_scores_the_outer_one():
     # the naive "best mean" of the chosen model equals it here; with a winner that flips per fold it is lower
     flip = fold_table({"a": [0.9, 0.5, 0.9, 0.5], "b": [0.5, 0.9, 0.5, 0.9]})
     assert nested_estimate(scores=flip, metric="accuracy")["accuracy_mean"] < 0.7
+
+
+def test_a_model_on_fewer_repeats_competes_only_on_the_folds_it_shares():
+    # deep has repeat 0 only (evaluate.deep.repeats = 1 of 2): best there, but absent from repeat 1
+    scores = fold_table({"a": [0.5, 0.5, 0.6, 0.6], "b": [0.4, 0.4, 0.7, 0.7]}, repeats=2)
+    scores = pd.concat([scores, fold_table({"deep": [0.9, 0.9]})], ignore_index=True)
+    assert complete_models(scores=scores) == ["a", "b"]
+    nested = nested_estimate(scores=scores, metric="accuracy")
+    assert nested["chosen"] == {"b": 2, "deep": 2}  # repeat 0: deep wins its inner fold; repeat 1: b
+    assert nested["accuracy_mean"] == pytest.approx(np.mean([0.9, 0.9, 0.7, 0.7]))
 
 
 def test_gate_promotes_a_consistent_gain_and_not_one_fold_noise_explains():
