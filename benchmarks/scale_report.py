@@ -18,21 +18,21 @@ from musicgenre.io import write_text
 # What the numbers cannot say by themselves (causes read from the code, not fitted)
 NOTES = """Reading the table:
 
-- Times were taken on 2 cores shared with other jobs (load averages above): absolute times are ~2-3x an
-  idle machine's, and two-point slopes are noisy; a stage whose small-N time is start-up (imports,
-  TensorFlow, a Dask cluster) shows a sub-linear slope, which is why the projection also draws the line.
-- `train@*`, `train_transfer@*` and `evaluate` memory grows with N because `musicgenre.models.data.load_tables`
-  reads the whole log-mel array and `track_features` copies each track's segments as float32 for every model
-  (the deep branch moves the array to `np.load(mmap_mode="r")`; the per-item float32 copies also have to go
-  for a classic or transfer model to stop paying for log-mels it never reads).
-- `embed` (the tagger) is flat in memory and linear in time; it runs on Dask by switching
-  `orchestration.task_runner`. `featurize` streams log-mels to disk; in the runs of commits eb6b6266 and
-  eb9bf57a its last step still copied them through a memmap, whose touched file pages count as RSS (the
-  growth in its column, ~0.9 MB per track); later commits copy with plain block reads and writes (not yet
-  re-measured here). Batch scoring (not a pipeline stage, so not in this table) holds one chunk of
-  `scale.batch_tracks` files at a time. `validate` (per-track audio checks, linear) has no Dask path yet.
-- `evaluate` refits every classic and transfer model folds x repeats times (15 fits each): the fits go to
-  a Dask cluster through joblib's backend, one task per model's 15 fits (so at most 8 tasks)."""
+- Two points per stage, so slopes are rough; a stage whose small-N time is start-up (imports, TensorFlow,
+  ONNX export) shows a sub-linear slope, which is why the projection also draws the start-up + per-track line.
+- Memory: `featurize` appends log-mels to disk as they are made and every reader opens `logmel.npy` with
+  `np.load(mmap_mode="r")`; a track's segments are float16 views of it until a training batch reads them
+  (the deep models' `PyDataset`). So `featurize`, `embed` and the classic/transfer `train` stages are flat in
+  memory from 173 to 500 tracks. What still grows: `train@random_forest` (the forest itself: 300 deep trees
+  on ~10 segment rows per track), the deep models' batches and Keras state, and `evaluate` (two CV workers,
+  each holding the tables and the fold models; the pooled tagger layer makes the transfer rows 3,500 wide).
+- Time: `embed` (the tagger, 10 patches per clip) and `evaluate` (15 refits of every classic and transfer
+  model, 10 of each deep model) are the linear giants. `embed` runs on Dask by switching
+  `orchestration.task_runner` (one task per `scale.batch_tracks` chunk), evaluate's fits go to the cluster
+  through joblib's Dask backend (one task per model, so at most 11 tasks: a 10k run needs per-fit tasks);
+  `validate` (per-track audio checks) has no Dask path yet. Batch scoring (not a pipeline stage, so not in
+  this table) holds one chunk of `scale.batch_tracks` files at a time.
+"""
 
 BEGIN, END = "<!-- scale-benchmark:begin -->", "<!-- scale-benchmark:end -->"
 SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
