@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
 
 from .models.data import Tables
-from .models.predictor import proba_columns
 from .oof import out_of_fold
+from .selection import cv_summary, fold_scores
 from .splits import SPLITS
 
 HOLDOUT_PROTOCOL = "grouped"  # its test split is the final report's, so no CV fold ever holds it
@@ -33,15 +31,6 @@ def cv_tracks(*, tables: Tables) -> pd.DataFrame:
     # the split table's `group` is already the artist key (artist:<id> or track:<id>)
     tracks = splits.loc[kept, ["track", "genre", "group"]].rename(columns={"group": "artist_group"})
     return tracks.reset_index(drop=True)
-
-
-def fold_scores(*, truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Track accuracy and macro-F1 of one held-out fold (labels are class indices)."""
-    predicted = proba.argmax(axis=1)
-    return {
-        "accuracy": float(accuracy_score(truth, predicted)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
-    }
 
 
 def cross_validate(
@@ -70,15 +59,6 @@ def cross_validate(
         threads=threads,
         embedding=embedding,
     )
-    columns = proba_columns(classes)
-    frame = pd.DataFrame(
-        [
-            fold_scores(truth=rows["genre"].map(classes.index).to_numpy(), proba=rows[columns].to_numpy())
-            for _, rows in oof.groupby(["repeat", "fold"])
-        ]
-    )
-    summary = {}
-    for metric in ("accuracy", "macro_f1"):  # std over the folds x repeats scores (sample std, ddof=1)
-        summary[f"cv_{metric}_mean"] = float(frame[metric].mean())
-        summary[f"cv_{metric}_std"] = float(frame[metric].std(ddof=1)) if len(frame) > 1 else 0.0
-    return {**summary, "cv_folds": folds, "cv_repeats": repeats, "cv_fits": len(frame), "cv_tracks": len(tracks)}
+    # the per-fold scores and their mean / sample std are evaluate's own (musicgenre.selection)
+    summary = cv_summary(scores=fold_scores(oof=oof.assign(model=name), classes=classes))[name]
+    return {**summary, "cv_folds": folds, "cv_repeats": repeats, "cv_tracks": len(tracks)}

@@ -65,6 +65,7 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
     values = tables.features[tables.feature_columns].to_numpy(np.float64)
     segments = tables.features["segment"].to_numpy()
     mel_segments = tables.logmel_index["segment"].to_numpy()
+    embeddings, pooled = embedding_rows(tables=tables), embedding_rows(tables=tables, prefix=POOLED_PREFIX)
     items = []
     for track in tracks:
         if track not in rows:
@@ -78,8 +79,8 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
                 track_vector=values[own[segments[own] == -1][0]],
                 segment_vectors=values[own[segments[own] >= 0]],
                 log_mels=segment_rows(logmel=tables.logmel, rows=own_mels),
-                embedding=track_embedding(tables=tables, track=track),
-                pooled=track_embedding(tables=tables, track=track, prefix=POOLED_PREFIX),
+                embedding=_embedding_of(embeddings, track),
+                pooled=_embedding_of(pooled, track),
             )
         )
     return items
@@ -93,14 +94,20 @@ def segment_rows(*, logmel: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.asarray(logmel[rows])  # scattered rows: a copy of this track's segments only
 
 
-def track_embedding(*, tables: Tables, track: str, prefix: str = EMBEDDING_PREFIX) -> np.ndarray | None:
-    """The track's tagger embedding (emb_* columns in order; pool_* for the pooled layer), None when
-    embeddings were not loaded or the table has no such columns."""
+def embedding_rows(*, tables: Tables, prefix: str = EMBEDDING_PREFIX) -> dict[str, np.ndarray] | None:
+    """track -> its tagger embedding (emb_* columns in order; pool_* for the pooled layer), read from the
+    table once rather than per track; None when embeddings were not loaded or have no such columns."""
     if tables.embeddings is None:
         return None
     columns = [c for c in tables.embeddings.columns if c.startswith(prefix)]
     if not columns:
         return None
-    if track not in tables.embeddings.index:
+    return dict(zip(tables.embeddings.index, tables.embeddings[columns].to_numpy(np.float64)))
+
+
+def _embedding_of(rows: dict[str, np.ndarray] | None, track: str) -> np.ndarray | None:
+    if rows is None:
+        return None
+    if track not in rows:
         raise KeyError(f"track {track!r} has no row in the embeddings table (run the embed stage)")
-    return tables.embeddings.loc[track, columns].to_numpy(np.float64)
+    return rows[track]

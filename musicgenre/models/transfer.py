@@ -31,8 +31,6 @@ from .served import TRANSFER_INPUTS, design_matrix, reads_features
 
 TAGGER_FOLDER = "tagger"  # inside a transfer model's folder: the exported tagger it embeds with
 
-INPUTS = TRANSFER_INPUTS
-
 
 def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
     # probabilistic by itself: no calibration folds, so a genre with one training track still fits
@@ -106,8 +104,10 @@ def fit_transfer(
     """Standardise the embedding rows and fit the configured classic estimator (settings.estimator)."""
     if settings["estimator"] not in ESTIMATORS:
         raise ValueError(f"model {name!r}: no estimator {settings['estimator']!r}; known: {sorted(ESTIMATORS)}")
-    if settings["input"] not in INPUTS:
-        raise ValueError(f"model {name!r}: unknown transfer input {settings['input']!r} ({' or '.join(INPUTS)})")
+    if settings["input"] not in TRANSFER_INPUTS:
+        raise ValueError(
+            f"model {name!r}: unknown transfer input {settings['input']!r} ({' or '.join(TRANSFER_INPUTS)})"
+        )
     rows, _ = design_matrix(items=train_items, input=settings["input"])
     hyper = capped_calibration(hyper=settings["hyper"], labels=np.asarray(train_labels))
     pipeline = Pipeline([("scale", StandardScaler()), ("model", ESTIMATORS[settings["estimator"]](hyper, seed))])
