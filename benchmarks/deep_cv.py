@@ -1,5 +1,6 @@
 """Experiment driver for the deep models' grouped CV (docs/DEEP_CV.md): one model, hyper overrides,
-per-fit wall and CPU time, fold scores; optional relative noise on the log-mels (robustness check).
+per-fit wall and CPU time, fold scores; optional relative noise on the model's inputs (the log-mels, or the
+pretrained base's patches: a robustness check standing in for a second machine).
 
 python -m benchmarks.deep_cv --model cnn --set '{"epochs": 12}' --repeats 1 --out docs/deep_runs/x.json
 """
@@ -19,6 +20,7 @@ from musicgenre.config import load_params
 from musicgenre.crossval import cv_tracks
 from musicgenre.models.data import load_tables
 from musicgenre.selection import fold_scores
+from stages.embed import pretrained_input
 
 
 def timed(fit, log: list):
@@ -44,10 +46,16 @@ def main() -> None:
     settings = copy.deepcopy(params["models"][args.model])
     settings["hyper"].update(json.loads(args.set))
     settings["hyper"]["verbose"] = 0
-    tables = load_tables(params=params)
-    if args.noise:
+    on_patches = settings.get("input") == "patches"
+    tables = load_tables(params=params, patches=on_patches)
+    rng = np.random.default_rng(args.noise_seed)
+    if args.noise and on_patches:
+        assert tables.patches is not None
+        units = [c for c in tables.patches.columns if c.startswith("base_")]
+        values = tables.patches[units].to_numpy(np.float32)
+        tables.patches[units] = values * (1 + args.noise * rng.standard_normal(values.shape, dtype=np.float32))
+    elif args.noise:
         mels = np.asarray(tables.logmel, np.float32)
-        rng = np.random.default_rng(args.noise_seed)
         tables.logmel = mels * (1 + args.noise * rng.standard_normal(mels.shape, dtype=np.float32))
     log: list = []
     oof.fit_predictor = timed(oof.fit_predictor, log)
@@ -63,8 +71,9 @@ def main() -> None:
         folds=params["evaluate"]["cv_folds"],
         repeats=args.repeats,
         threads=params["train"]["threads"],
-        inner_folds=deep.get("inner_folds", 5) if settings["hyper"]["patience"] is not None else None,
+        inner_folds=deep.get("inner_folds", 5) if settings["hyper"].get("patience") is not None else None,
         seed_per_repeat=True,
+        embedding=pretrained_input(params, model=args.model),
     )
     total = time.perf_counter() - started
     scores = fold_scores(oof=rows.assign(model=args.model), classes=params["genres"])

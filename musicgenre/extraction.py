@@ -43,6 +43,7 @@ class TrackFeatures:
     log_mels: np.ndarray | None
     embedding: np.ndarray | None = None  # pretrained-tagger embedding, only for predictors that need it
     pooled: np.ndarray | None = None  # the tagger's pooled layer [mean, max], when its export has that output
+    patches: np.ndarray | None = None  # (patches, units): a per-patch network's outputs (the deep models' base)
 
     def classic(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(track vector, segment vectors, log-mel segments); a clear error when they were not extracted."""
@@ -54,6 +55,11 @@ class TrackFeatures:
         if self.embedding is None:
             raise ValueError(f"{self.key}: no tagger embedding (extract with the model's tagger)")
         return self.embedding
+
+    def base_patches(self) -> np.ndarray:
+        if self.patches is None:
+            raise ValueError(f"{self.key}: no per-patch outputs of the pretrained base (extract with the model's base)")
+        return self.patches
 
     def tagger_pooled(self) -> np.ndarray:
         if self.pooled is None:
@@ -78,8 +84,8 @@ def extract_file(
     features: bool = True,
 ) -> TrackFeatures:
     """Decode the file once; extract the classic features (unless `features` is False) and, with an
-    `embedding` (the exported tagger to use), the tagger embedding at the tagger's own rate.
-    Raises AudioError naming the file."""
+    `embedding` (the exported tagger to use), the tagger embedding at the tagger's own rate (or, for a
+    per-patch network such as the deep models' base, its outputs per patch). Raises AudioError naming the file."""
     tagger = embedding.load() if embedding is not None else None
     rates = {"features": config.sample_rate} if features and config is not None else {}
     if tagger is not None:
@@ -94,19 +100,21 @@ def extract_file(
         max_file_mb=limits.max_file_mb,
     )
     classic: tuple[np.ndarray | None, ...] = (None, None, None)
-    vector = pooled = None
+    vector = pooled = patches = None
     try:
         if config is not None and "features" in rates:
             from .features import extract
 
             classic = extract(signals[rates["features"]], config=config)
-        if tagger is not None:
+        if tagger is not None and tagger.config.per_patch:
+            patches = tagger.patch_activations(signals[rates["embedding"]])
+        elif tagger is not None:
             vector, *rest = tagger.embed_layers(signals[rates["embedding"]])
             pooled = rest[0] if rest else None
     except ValueError as exc:
         raise AudioError(path, str(exc)) from None
     track_vector, segment_vectors, log_mels = classic
-    return TrackFeatures(key, track_vector, segment_vectors, log_mels, embedding=vector, pooled=pooled)
+    return TrackFeatures(key, track_vector, segment_vectors, log_mels, embedding=vector, pooled=pooled, patches=patches)
 
 
 def _safe_extract(

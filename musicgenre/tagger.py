@@ -50,6 +50,8 @@ class EmbeddingConfig:
     batch_patches: int  # patches per ONNX Runtime call (bounds memory on long files)
     # a second output: the mid-end's temporal mean+max pools (what the penultimate layer reads); None = none
     pooled_layer: str | None = None
+    # keep `layer` per patch instead of pooling [mean, max] over the track (the deep models' pretrained base)
+    per_patch: bool = False
     # intra-op threads, 0 = one per core: how to run, not what is computed (not compared)
     threads: int = field(default=0, compare=False)
 
@@ -63,6 +65,12 @@ class EmbeddingConfig:
     def from_params(cls, params: dict[str, Any]) -> "EmbeddingConfig":
         section = params["embeddings"]
         return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+    @classmethod
+    def base_from_params(cls, params: dict[str, Any]) -> "EmbeddingConfig":
+        """params.embeddings.base: the deep models' pretrained convolutional base, on the same patches as
+        the tagger (its front end is musicnn's too), kept per patch."""
+        return replace(cls.from_params(params), **params["embeddings"]["base"])
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +184,13 @@ class Tagger:
             raise ValueError("the tagger produced non-finite activations")
         return vectors
 
+    def patch_activations(self, y: np.ndarray) -> np.ndarray:
+        """(patches, units) float32 activations of the embedding layer for each chosen patch, unpooled."""
+        activations = self.activations(self.patches(y))
+        if not np.isfinite(activations).all():
+            raise ValueError("the pretrained network produced non-finite activations")
+        return activations
+
     def embed(self, y: np.ndarray) -> np.ndarray:
         """[mean, max] over the chosen patches of the embedding layer's activations (float64, 2 * units)."""
         return self.embed_layers(y)[0]
@@ -226,7 +241,7 @@ def cached_tagger(folder: str, config: EmbeddingConfig) -> Tagger:
     return Tagger(folder, config=config)
 
 
-EMBEDDING_PREFIX, POOLED_PREFIX = "emb_", "pool_"
+EMBEDDING_PREFIX, POOLED_PREFIX, BASE_PREFIX = "emb_", "pool_", "base_"
 
 
 def embedding_columns(size: int, *, prefix: str = EMBEDDING_PREFIX) -> list[str]:

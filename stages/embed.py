@@ -26,6 +26,22 @@ def tagger_ref(params: dict[str, Any]) -> TaggerRef:
     return TaggerRef(str(resolve(params["paths"]["tagger_dir"])), EmbeddingConfig.from_params(params))
 
 
+def base_ref(params: dict[str, Any]) -> TaggerRef:
+    """The deep models' exported base (paths.base_dir), kept per patch (params.embeddings.base)."""
+    return TaggerRef(str(resolve(params["paths"]["base_dir"])), EmbeddingConfig.base_from_params(params))
+
+
+def pretrained_input(params: dict[str, Any], *, model: str) -> TaggerRef | None:
+    """The pretrained network a model's inputs come from: the tagger for transfer models, the base for deep
+    models on patches, none for the others."""
+    settings = params["models"][model]
+    if settings["family"] == "transfer":
+        return tagger_ref(params)
+    if settings["family"] == "deep" and settings.get("input") == "patches":
+        return base_ref(params)
+    return None
+
+
 def embed(params: dict[str, Any]) -> dict[str, Any]:
     """Embed every track of paths.tracks; stop only if none could be embedded."""
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))

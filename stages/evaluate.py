@@ -101,7 +101,7 @@ def cv_options(*, settings: dict[str, Any], model: dict[str, Any]) -> dict[str, 
     training fold for that (without early stopping it trains on the whole training fold)."""
     if model["family"] != "deep":
         return {"repeats": settings["cv_repeats"]}
-    deep, stops = settings["deep"], model["hyper"]["patience"] is not None
+    deep, stops = settings["deep"], model["hyper"].get("patience") is not None
     return {"repeats": deep["repeats"], "inner_folds": deep["inner_folds"] if stops else None, "seed_per_repeat": True}
 
 
@@ -111,7 +111,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
     from joblib import Parallel, delayed
 
     from musicgenre.models.data import load_tables
-    from stages.embed import tagger_ref
+    from stages.embed import pretrained_input
 
     settings, configured = params["evaluate"], params["models"]
     skipped = {
@@ -123,8 +123,11 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
     chosen = sorted((m for m in models if m not in skipped), key=lambda m: (configured[m]["family"] != "deep", m))
     if not chosen:
         return {}, skipped
-    transfer = any(configured[model]["family"] == "transfer" for model in chosen)
-    tables = load_tables(params=params, embeddings=transfer)
+    tables = load_tables(
+        params=params,
+        embeddings=any(configured[model]["family"] == "transfer" for model in chosen),
+        patches=any(configured[model].get("input") == "patches" for model in chosen),
+    )
     jobs = (
         delayed(out_of_fold)(
             name=model,
@@ -135,7 +138,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             seed=params["seed"],
             folds=settings["cv_folds"],
             threads=params["train"]["threads"],
-            embedding=tagger_ref(params) if transfer else None,
+            embedding=pretrained_input(params, model=model),
             **cv_options(settings=settings, model=configured[model]),
         )
         for model in chosen

@@ -1,12 +1,15 @@
-"""Stage export_tagger: the pretrained musicnn tagger converted once to ONNX (paths.tagger_dir).
+"""Stage export_tagger: the pretrained networks of the musicnn wheel converted once to ONNX: the MSD_musicnn
+tagger (paths.tagger_dir, the transfer models' embeddings) and the MSD_vgg base (paths.base_dir, the deep
+models' frozen convolutional layers).
 
-TensorFlow runs here and nowhere on the serving path: the embed stage, `predict`, the scoring service
-and monitoring all run the exported graph on ONNX Runtime. Before the folder is published, the ONNX
+TensorFlow runs here and nowhere on the serving path: the embed stages, `predict`, the scoring service
+and monitoring all run the exported graphs on ONNX Runtime. Before a folder is published, its ONNX
 activations are checked against TensorFlow's on a fixed batch of patches (embeddings.onnx_rtol).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +31,21 @@ def relative_difference(onnx: np.ndarray, reference: np.ndarray) -> float:
 
 
 def export_tagger_stage(params: dict[str, Any]) -> dict[str, Any]:
+    """Convert the tagger and the deep models' base, each verified against TensorFlow."""
+    paths = params["paths"]
+    return {
+        "tagger": export_checked(
+            params, config=EmbeddingConfig.from_params(params), folder=resolve(paths["tagger_dir"])
+        ),
+        "base": export_checked(
+            params, config=EmbeddingConfig.base_from_params(params), folder=resolve(paths["base_dir"])
+        ),
+    }
+
+
+def export_checked(params: dict[str, Any], *, config: EmbeddingConfig, folder: Path) -> dict[str, Any]:
     """Convert, then verify the published folder against TensorFlow; a mismatch fails the stage."""
-    config, settings = EmbeddingConfig.from_params(params), params["embeddings"]
-    folder = resolve(params["paths"]["tagger_dir"])
+    settings = params["embeddings"]
     export_tagger(config=config, folder=folder, opset=settings["onnx_opset"])
     front = read_front_end(folder)
     batch = check_batch(

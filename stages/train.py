@@ -20,16 +20,18 @@ from musicgenre.models import TrainedModel, fit_predictor, load_predictor, model
 from musicgenre.models.data import Tables, load_tables, protocol_split, track_features
 from musicgenre.models.predictor import PREDICTIONS_FILE, ExportSettings, ModelMeta, proba_columns
 from musicgenre.splits import SPLITS
-from musicgenre.tagger import EmbeddingConfig
 from stages._cli import StageError, run_stage
-from stages.embed import tagger_ref
+from stages.embed import pretrained_input
 
 
 def train(params: dict[str, Any], *, model: str) -> dict[str, Any]:
     """Train `model` under each protocol; returns per protocol the track accuracy of each split."""
     if model not in model_names(params):
         raise StageError(f"unknown model {model!r}; params.models names/transfer_names list {model_names(params)}")
-    tables = load_tables(params=params, embeddings=params["models"][model]["family"] == "transfer")
+    settings = params["models"][model]
+    tables = load_tables(
+        params=params, embeddings=settings["family"] == "transfer", patches=settings.get("input") == "patches"
+    )
     target = resolve(params["paths"]["models"]) / model
     return {
         protocol: train_protocol(params, model=model, tables=tables, protocol=protocol, target=target / protocol)
@@ -49,7 +51,7 @@ def train_protocol(
     labels = split["genre"].map(genres.index).to_numpy()
     items = track_features(tables=tables, tracks=split["track"])
     part = {name: (split["split"] == name).to_numpy() for name in ("train", "valid")}
-    transfer = settings["family"] == "transfer"
+    pretrained = pretrained_input(params, model=model)  # the tagger or the base the inputs come from
     started = time.perf_counter()
     predictor = fit_predictor(
         name=model,
@@ -61,7 +63,7 @@ def train_protocol(
         train_labels=labels[part["train"]],
         valid_items=[i for i, keep in zip(items, part["valid"]) if keep],
         valid_labels=labels[part["valid"]],
-        embedding=tagger_ref(params) if transfer else None,
+        embedding=pretrained,
     )
     seconds = time.perf_counter() - started
     meta = ModelMeta(
@@ -74,7 +76,7 @@ def train_protocol(
         n_train_tracks=int(part["train"].sum()),
         seed=params["seed"],
         feature_columns=tables.feature_columns if settings["family"] != "deep" else [],
-        embeddings=EmbeddingConfig.from_params(params).as_dict() if transfer else None,
+        embeddings=pretrained.config.as_dict() if pretrained is not None else None,
     )
     predictions = write_model_dir(
         target=target,

@@ -37,14 +37,14 @@ def params() -> dict:
 
 @pytest.fixture(scope="session")
 def pipeline_artifacts() -> None:
-    """The checkout's real foundation artifacts (features, log-mel, splits, embeddings), which the
+    """The checkout's real foundation artifacts (features, log-mel, splits, embeddings, base patches), which the
     model and monitoring tests read. On a fresh clone DVC brings the data in and builds them from
     the shared GTZAN; when they are up to date this is DVC's no-op."""
     from musicgenre import datasource
     from tests.workspace import run_dvc
 
     datasource.sync(load_params(), root=PROJECT_ROOT)
-    run_dvc(PROJECT_ROOT, "repro", "split", "embed")
+    run_dvc(PROJECT_ROOT, "repro", "split", "embed", "embed_patches")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -33,7 +33,11 @@ def _fit_classic(**inputs: Any) -> TrainedModel:
 
 
 def _fit_deep(**inputs: Any) -> TrainedModel:
-    from .deep import fit_deep  # TensorFlow is imported only for deep models
+    if inputs["settings"].get("input") == "patches":  # on the pretrained base's patches
+        from .patch_nets import fit_patch_network  # TensorFlow is imported only for deep models
+
+        return fit_patch_network(**{k: v for k, v in inputs.items() if k not in ("valid_items", "valid_labels")})
+    from .deep import fit_deep
 
     return fit_deep(**{k: v for k, v in inputs.items() if k != "embedding"})
 

@@ -16,7 +16,7 @@ from ..config import resolve
 from ..extraction import TrackFeatures
 from ..features import FeatureConfig, feature_names
 from ..splits import SPLITS
-from ..tagger import EMBEDDING_PREFIX, POOLED_PREFIX
+from ..tagger import BASE_PREFIX, EMBEDDING_PREFIX, POOLED_PREFIX
 
 
 @dataclass
@@ -27,11 +27,12 @@ class Tables:
     splits: pd.DataFrame  # track, genre, split_<protocol> ...
     feature_columns: list[str]
     embeddings: pd.DataFrame | None = None  # track, emb_* (the embed stage), read for transfer models only
+    patches: pd.DataFrame | None = None  # track, patch, base_* (the embed stage), read for the deep models only
 
 
-def load_tables(*, params: dict[str, Any], embeddings: bool = False) -> Tables:
+def load_tables(*, params: dict[str, Any], embeddings: bool = False, patches: bool = False) -> Tables:
     """Read the feature table, the log-mel stack and the splits named in params.paths (and the
-    tagger embeddings when asked: only transfer models need them)."""
+    tagger embeddings or the base's patches when asked: only transfer / deep models need them)."""
     paths = params["paths"]
     columns = feature_names(FeatureConfig.from_params(params))
     features = pd.read_parquet(resolve(paths["features"]))
@@ -45,6 +46,7 @@ def load_tables(*, params: dict[str, Any], embeddings: bool = False) -> Tables:
         splits=pd.read_csv(resolve(paths["splits"])),
         feature_columns=columns,
         embeddings=pd.read_parquet(resolve(paths["embeddings"])).set_index("track") if embeddings else None,
+        patches=pd.read_parquet(resolve(paths["patches"])) if patches else None,
     )
 
 
@@ -66,6 +68,7 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
     segments = tables.features["segment"].to_numpy()
     mel_segments = tables.logmel_index["segment"].to_numpy()
     embeddings, pooled = embedding_rows(tables=tables), embedding_rows(tables=tables, prefix=POOLED_PREFIX)
+    patches = patch_rows(tables=tables)
     items = []
     for track in tracks:
         if track not in rows:
@@ -81,6 +84,7 @@ def track_features(*, tables: Tables, tracks: Iterable[str]) -> list[TrackFeatur
                 log_mels=segment_rows(logmel=tables.logmel, rows=own_mels),
                 embedding=_embedding_of(embeddings, track),
                 pooled=_embedding_of(pooled, track),
+                patches=_embedding_of(patches, track),
             )
         )
     return items
@@ -103,6 +107,15 @@ def embedding_rows(*, tables: Tables, prefix: str = EMBEDDING_PREFIX) -> dict[st
     if not columns:
         return None
     return dict(zip(tables.embeddings.index, tables.embeddings[columns].to_numpy(np.float64)))
+
+
+def patch_rows(*, tables: Tables) -> dict[str, np.ndarray] | None:
+    """track -> (patches, units) float32 outputs of the pretrained base, in patch order; None when not loaded."""
+    if tables.patches is None:
+        return None
+    frame = tables.patches.sort_values(["track", "patch"], kind="stable")
+    values = frame[[c for c in frame.columns if c.startswith(BASE_PREFIX)]].to_numpy(np.float32)
+    return {track: values[rows] for track, rows in frame.groupby("track", sort=False).indices.items()}
 
 
 def _embedding_of(rows: dict[str, np.ndarray] | None, track: str) -> np.ndarray | None:

@@ -47,6 +47,63 @@ def design_matrix(*, items: list[TrackFeatures], input: str) -> tuple[np.ndarray
     raise ValueError(f"unknown model input {input!r}")
 
 
+PATCH_ARCHITECTURES = ("cnn", "crnn")  # deep models on the pretrained base: per patch, or a sequence of patches
+BASE_FOLDER = "base"  # inside such a model's folder: the exported base it extracts patches with
+PATCH_BATCH_ROWS = 256  # patch rows (cnn) or tracks (crnn) per network call
+
+
+def standardise_rows(rows: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Per-unit standardisation on the last axis with the training statistics, float32."""
+    return ((np.asarray(rows, np.float32) - mean) / std).astype(np.float32)
+
+
+def patch_proba(
+    *,
+    run: Callable[[np.ndarray], np.ndarray],
+    items: list[TrackFeatures],
+    architecture: str,
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> np.ndarray:
+    """Track probabilities of a network on the base's patches: cnn averages its patch rows' probabilities,
+    crnn reads each track's patches as one sequence (tracks of equal length batched together)."""
+    patches = [item.base_patches() for item in items]
+    if architecture == "cnn":
+        rows = standardise_rows(np.concatenate(patches), mean=mean, std=std)
+        proba = np.concatenate([run(rows[s : s + PATCH_BATCH_ROWS]) for s in range(0, len(rows), PATCH_BATCH_ROWS)])
+        return normalise_rows(mean_by_track(proba=proba, counts=[len(p) for p in patches]))
+    lengths = np.array([len(p) for p in patches])
+    out: dict[int, np.ndarray] = {}
+    for length in np.unique(lengths):
+        members = np.flatnonzero(lengths == length)
+        for start in range(0, len(members), PATCH_BATCH_ROWS):
+            chosen = members[start : start + PATCH_BATCH_ROWS]
+            sequences = standardise_rows(np.stack([patches[i] for i in chosen]), mean=mean, std=std)
+            out.update(zip(chosen.tolist(), run(sequences)))
+    return normalise_rows(np.stack([out[i] for i in range(len(items))]))
+
+
+def check_onnx(
+    *,
+    path: Path,
+    expected: np.ndarray,
+    items: list[TrackFeatures],
+    architecture: str,
+    mean: np.ndarray,
+    std: np.ndarray,
+    atol: float,
+) -> None:
+    """The exported graph must give the trained network's track probabilities: there is no fallback."""
+    session = onnx_session(path)
+    name = session.get_inputs()[0].name
+    got = patch_proba(
+        run=lambda rows: session.run(None, {name: rows})[0], items=items, architecture=architecture, mean=mean, std=std
+    )
+    error = float(np.abs(got - expected).max())
+    if error > atol:
+        raise ValueError(f"{path}: the ONNX export differs from Keras by {error:.2e} (> {atol})")
+
+
 def standardise_segments(segments: np.ndarray, *, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(n, mel, frames) -> (n, mel, frames, 1) float32 standardised per mel band (training statistics)."""
     return ((segments - mean[None, :, None]) / std[None, :, None])[..., None].astype(np.float32)
@@ -97,6 +154,29 @@ class ServedNetwork(Predictor):
         return normalise_rows(mean_by_track(proba=proba, counts=counts))
 
 
+class ServedPatchNetwork(Predictor):
+    """cnn / crnn on the pretrained base: the base's per-patch outputs (extracted with the folder's own copy
+    of the base) through the exported network."""
+
+    family = "deep"
+
+    def __init__(self, *, meta: ModelMeta, directory: Path):
+        super().__init__(classes=meta.classes, input="patches")
+        stats = json.loads((directory / meta.served["norm"]).read_text(encoding="utf-8"))
+        self.mean, self.std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+        self.session = onnx_session(directory / meta.served["onnx"])
+        self.architecture = meta.params["architecture"]
+        config = EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0})
+        self.embedding = TaggerRef(str(directory / meta.served["base"]), config)
+        self.needs_features = False
+
+    def run(self, rows: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.session.get_inputs()[0].name: rows})[0]
+
+    def predict_proba(self, items: list[TrackFeatures]) -> np.ndarray:
+        return patch_proba(run=self.run, items=items, architecture=self.architecture, mean=self.mean, std=self.std)
+
+
 def _head_model(meta: ModelMeta, directory: Path) -> Predictor:
     embedding = None
     if meta.family == "transfer":
@@ -106,6 +186,8 @@ def _head_model(meta: ModelMeta, directory: Path) -> Predictor:
 
 
 def _network(meta: ModelMeta, directory: Path) -> Predictor:
+    if meta.input == "patches":
+        return ServedPatchNetwork(meta=meta, directory=directory)
     return ServedNetwork(meta=meta, directory=directory)
 
 

@@ -49,7 +49,7 @@ def test_embed_in_chunks_on_dask_equals_the_local_path(params, pipeline_artifact
 @pytest.mark.slow
 def test_cross_validation_fits_on_dask_equal_the_local_path(params, pipeline_artifacts, cluster, monkeypatch):
     small = copy.deepcopy(params)
-    # deep left out of the CV families here (minutes per fit): cnn is then skipped on both paths
+    # deep left out of the CV families here: cnn is then skipped on both paths
     small["evaluate"].update(cv_folds=3, cv_repeats=1, cv_families=["classic", "transfer"])
     models = ["knn_bagging", "transfer_logreg", "cnn"]
     local, local_skipped = cross_validation(small, models=models)

@@ -15,7 +15,7 @@ from tests.workspace import local_registry
 def grouped(params, pipeline_artifacts):
     """The real grouped split as train / valid / test / held_out (valid + test) pairs of
     (TrackFeatures list, genre-index labels), plus the tables they come from."""
-    tables = load_tables(params=params)
+    tables = load_tables(params=params, patches=True)
     split = protocol_split(tables=tables, protocol="grouped")
     items = track_features(tables=tables, tracks=split["track"])
     labels = split["genre"].map(params["genres"].index).to_numpy()

@@ -1,5 +1,6 @@
-"""Deep models on the real log-mel segments: a short CNN run beats chance on unseen artists, the CRNN
-builds and trains, and both serve from their ONNX export (model.onnx + norm.json) with Keras' probabilities."""
+"""The from-scratch deep models (scratch_cnn, scratch_crnn) on the real log-mel segments: a short CNN run beats
+chance on unseen artists, the CRNN builds and trains, and both serve from their ONNX export (model.onnx +
+norm.json) with Keras' probabilities. (The pipeline's cnn / crnn on the pretrained base: test_patch_nets.py.)"""
 
 from __future__ import annotations
 
@@ -49,14 +50,14 @@ def assert_round_trip(predictor, *, params, items, directory) -> np.ndarray:
 
 
 def test_cnn_beats_chance_on_unseen_artists(params, grouped, tmp_path):
-    predictor = fit(params, grouped, name="cnn", epochs=4)
+    predictor = fit(params, grouped, name="scratch_cnn", epochs=4)
     items, labels = grouped["test"]
     proba = assert_round_trip(predictor, params=params, items=items, directory=tmp_path)
     assert (proba.argmax(axis=1) == labels).mean() > 2 * CHANCE
 
 
 def test_crnn_trains_and_reloads(params, grouped, tmp_path):
-    predictor = fit(params, grouped, name="crnn", epochs=1, train_tracks=slice(0, None, 4))
+    predictor = fit(params, grouped, name="scratch_crnn", epochs=1, train_tracks=slice(0, None, 4))
     items = grouped["test"][0][:8]
     proba = assert_round_trip(predictor, params=params, items=items, directory=tmp_path)
     assert proba.shape == (len(items), len(params["genres"]))
@@ -71,7 +72,7 @@ def test_deep_cv_on_a_subset_scores_every_track_once_per_repeat_on_the_shared_fo
     folds are the classic models' folds; every track held out once per repeat."""
     tracks = cv_tracks(tables=grouped["tables"]).groupby("genre").head(8).reset_index(drop=True)
     folds, repeats = params["evaluate"]["cv_folds"], 2
-    settings = quick(params, name="cnn", epochs=1)
+    settings = quick(params, name="scratch_cnn", epochs=1)
     settings["hyper"]["patience"] = 1  # early stopping on the inner artist-grouped split is exercised too
     rows = out_of_fold(
         name="cnn",
