@@ -65,6 +65,7 @@ def check_batch(
         params=params,
         batch_id=batch_id,
         model=ModelRef(name=champion.name, version=champion.version),
+        shift=champion.accuracy_shift,
     )
     summary.rejected = rejected
     summary.run_id = add_batch(

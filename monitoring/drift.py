@@ -192,13 +192,20 @@ def signals(
 
 
 def analyse(
-    *, reference: pd.DataFrame, current: pd.DataFrame, params: dict[str, Any], batch_id: str, model: ModelRef
+    *,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    params: dict[str, Any],
+    batch_id: str,
+    model: ModelRef,
+    shift: float = 0.0,
 ) -> tuple[DriftSummary, Any]:
-    """The batch's drift summary (verdict, signals, top features, genres) and the Evidently snapshot."""
+    """The batch's drift summary (verdict, signals, top features, genres) and the Evidently snapshot;
+    `shift`: the champion's between-batch accuracy shift (Champion.accuracy_shift) for the estimate's interval."""
     s, names = params["monitoring"], feature_names(FeatureConfig.from_params(params))
+    proba = current[proba_columns(params["genres"])].to_numpy()
     estimate = AccuracyEstimate(
-        **estimated_accuracy(current[proba_columns(params["genres"])].to_numpy(), level=s["estimate_level"]),
-        level=s["estimate_level"],
+        **estimated_accuracy(proba, level=s["estimate_level"], shift=shift), level=s["estimate_level"]
     )
     novel = current.sort_values("novelty", ascending=False)
     n_novel = int((current["novelty_percentile"] > s["novelty"]["novel_percentile"]).sum())

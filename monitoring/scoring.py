@@ -40,6 +40,13 @@ class Champion:
     bundle_sha256: str | None = None
     workers: int = 1
 
+    @property
+    def accuracy_shift(self) -> float:
+        """tau of the label-free accuracy estimate's interval from the bundle's calibration (runtime.json);
+        0, the binomial-only interval, for a bundle registered before it was measured."""
+        calibration = getattr(self.model, "calibration", None) or {}
+        return float(calibration.get("accuracy_shift") or 0.0)
+
 
 @dataclass
 class ChunkScores:

@@ -26,12 +26,14 @@ class FeatureSignal:
 @dataclass(frozen=True)
 class AccuracyEstimate:
     """The champion's accuracy estimated from its probabilities alone (CBPE: mean max-probability), with
-    an interval of coverage `level` (musicgenre.calibration.estimated_accuracy)."""
+    an interval of coverage `level` (musicgenre.calibration.estimated_accuracy) widened by the champion's
+    between-batch shift (0: a bundle registered before it was measured, or a summary written before)."""
 
     estimate: float
     low: float
     high: float
     level: float
+    shift: float = 0.0
 
     def text(self) -> str:
         """`55.0% [40.0%, 70.0%]`."""

@@ -2,9 +2,11 @@
 
 What is served: a temperature fitted on ALL of the model's OOF rows and a split-conformal (LAC)
 threshold fitted on those rows once calibrated (hand-written split-conformal, musicgenre.calibration;
-MAPIE is not in the environment). What is reported is cross-fitted, so it is not judged on the rows it
-was fitted on: for each held-out fold, the temperature and the threshold are fitted on the other folds
-of the same repeat, then the fold's ECE rows, coverage and set sizes are measured.
+MAPIE is not in the environment), and the accuracy shift: how far a held-out fold's accuracy strays
+from its cross-fitted confidence beyond binomial noise (the label-free estimate's tau). What is
+reported is cross-fitted, so it is not judged on the rows it was fitted on: for each held-out fold,
+the temperature and the threshold are fitted on the other folds of the same repeat, then the fold's
+ECE rows, coverage and set sizes are measured.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .calibration import (
+    accuracy_shift,
     apply_temperature,
     conformal_threshold,
     expected_calibration_error,
@@ -60,8 +63,8 @@ def ece_floor(*, proba: np.ndarray, bins: int, draws: int, seed: int) -> float:
 def calibration_summary(
     *, oof: pd.DataFrame, classes: list[str], bins: int, coverage: float, floor_draws: int, seed: int
 ) -> dict[str, Any]:
-    """The served temperature and threshold, and the cross-fitted ECE (with its noise floor), coverage and
-    mean set size."""
+    """The served temperature and threshold, the between-fold accuracy shift (tau of the label-free accuracy
+    estimate's interval), and the cross-fitted ECE (with its noise floor), coverage and mean set size."""
     rows = cross_fitted(oof=oof, classes=classes, coverage=coverage)
     proba, labels = rows["proba"], rows["labels"]
     temperature = fit_temperature(proba, labels)
@@ -73,6 +76,10 @@ def calibration_summary(
         "temperature": temperature,
         "threshold": threshold,
         "coverage_target": coverage,
+        # each held-out fold is one batch of unseen artists, its rows calibrated by the other folds' temperature
+        "accuracy_shift": accuracy_shift(
+            proba=rows["calibrated"], labels=labels, batches=oof.groupby(["repeat", "fold"]).ngroup().to_numpy()
+        ),
         "ece_raw": expected_calibration_error(proba, labels, bins=bins),
         "ece": expected_calibration_error(rows["calibrated"], labels, bins=bins),
         "ece_floor": ece_floor(proba=rows["calibrated"], bins=bins, draws=floor_draws, seed=seed),

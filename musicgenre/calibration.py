@@ -76,15 +76,49 @@ def genre_sets(proba: np.ndarray, *, threshold: float) -> list[list[int]]:
     return sets
 
 
-def estimated_accuracy(proba: np.ndarray, *, level: float = 0.9) -> dict[str, float]:
+def estimated_accuracy(proba: np.ndarray, *, level: float = 0.9, shift: float = 0.0) -> dict[str, float]:
     """Confidence-based performance estimation (CBPE) of accuracy without labels: with calibrated
-    probabilities each row is right with probability max(p), so accuracy ~ mean of those, and the
-    count of right rows is Poisson-binomial: its normal approximation gives the interval."""
+    probabilities each row is right with probability max(p), so accuracy ~ mean of those. The interval's
+    variance is the Poisson-binomial count's (normal approximation) plus shift**2, the between-batch
+    calibration shift (accuracy_shift): a batch's tracks share artists and recording sources, so its
+    accuracy departs from its confidence by more than coin-flip noise. shift=0 is the binomial-only interval."""
     confidence = np.asarray(proba).max(axis=1)
     mean = float(confidence.mean())
-    spread = float(np.sqrt((confidence * (1.0 - confidence)).sum()) / len(confidence))
+    binomial = float((confidence * (1.0 - confidence)).sum()) / len(confidence) ** 2
+    spread = float(np.sqrt(binomial + shift**2))
     z = float(np.sqrt(2.0) * _erfinv(level))
-    return {"estimate": mean, "low": max(0.0, mean - z * spread), "high": min(1.0, mean + z * spread)}
+    return {"estimate": mean, "low": max(0.0, mean - z * spread), "high": min(1.0, mean + z * spread), "shift": shift}
+
+
+def batch_errors(*, proba: np.ndarray, labels: np.ndarray, batches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per batch id (e.g. a held-out fold): CBPE estimate - realized accuracy, and the Poisson-binomial
+    variance of that accuracy (the part of the error coin-flip noise explains)."""
+    confidence = np.asarray(proba).max(axis=1)
+    correct = np.asarray(proba).argmax(axis=1) == np.asarray(labels)
+    errors, binomial = [], []
+    for batch in np.unique(batches):
+        rows = np.asarray(batches) == batch
+        errors.append(float(confidence[rows].mean() - correct[rows].mean()))
+        binomial.append(float((confidence[rows] * (1.0 - confidence[rows])).sum()) / int(rows.sum()) ** 2)
+    return np.asarray(errors), np.asarray(binomial)
+
+
+def shift_variance(*, errors: np.ndarray, binomial: np.ndarray) -> float:
+    """tau**2 of the between-batch shift, method of moments over held-out batches: E[error**2] = binomial
+    variance + tau**2. The error is taken about zero, not about its mean, so a bias the estimate keeps is
+    absorbed into the interval; never negative (all of the spread may be coin-flip noise)."""
+    if len(errors) == 0:
+        return 0.0
+    return max(0.0, float(np.mean(np.square(errors)) - np.mean(binomial)))
+
+
+def accuracy_shift(*, proba: np.ndarray, labels: np.ndarray, batches: np.ndarray) -> float:
+    """tau, the SD of the between-batch shift of realized accuracy around the CBPE estimate, measured on
+    held-out batches (calibrated out-of-fold rows, `batches` their fold ids): estimated_accuracy's shift.
+    Taken not to shrink with batch size: a production batch's artists are unknown, and one album's worth
+    of tracks shifts as much as a fold's."""
+    errors, binomial = batch_errors(proba=proba, labels=labels, batches=batches)
+    return float(np.sqrt(shift_variance(errors=errors, binomial=binomial)))
 
 
 def _erfinv(value: float) -> float:

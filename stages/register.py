@@ -46,7 +46,9 @@ def register_stage(params: dict[str, Any]) -> dict[str, Any]:
         **metrics[model][settings["protocol"]],
         "cv_fold_scores": {"fingerprint": fold_identity(params), "scores": rivals[model]},
     }
-    calibration = {k: selection["calibration"][model][k] for k in ("temperature", "threshold", "coverage_target")}
+    # accuracy_shift (tau of the label-free accuracy estimate) is absent from a selection.json written before it
+    kept = ("temperature", "threshold", "coverage_target", "accuracy_shift")
+    calibration = {k: v for k, v in selection["calibration"][model].items() if k in kept}
     # every model of this run as MLflow runs under one parent (not registered), then the chosen one registered
     log_pipeline_runs(params=params, metrics=metrics, selection=selection, uri=resolve_tracking_uri(params=params))
     record = register(model_dir=model_dir, scores=scores, params=params, rivals=rivals, calibration=calibration)

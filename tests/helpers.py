@@ -120,7 +120,7 @@ def grouped_cv(*, params: dict, tables, shuffle_labels: bool) -> dict:
         "cv_accuracy_mean": float(folds["accuracy"].mean()),
         "cv_macro_f1_mean": float(folds["macro_f1"].mean()),
         "cv_fold_scores": {"fingerprint": fold_fingerprint(plan=oof, hashes={}), "scores": list(folds[metric])},
-        "calibration": {k: calibration[k] for k in ("temperature", "threshold", "coverage_target")},
+        "calibration": {k: calibration[k] for k in ("temperature", "threshold", "coverage_target", "accuracy_shift")},
     }
 
 

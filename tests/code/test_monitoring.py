@@ -105,7 +105,7 @@ def test_drift_alert_posts_to_the_configured_webhook(params):
             "text": result["text"],
             "batch_id": "b1",
             "verdict": "drift",
-            "estimated_accuracy": {"estimate": 0.55, "low": 0.4, "high": 0.7, "level": 0.9},
+            "estimated_accuracy": {"estimate": 0.55, "low": 0.4, "high": 0.7, "level": 0.9, "shift": 0.0},
             "novel_files": ["odd.ogg"],
         }
     ]
