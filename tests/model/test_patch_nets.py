@@ -61,7 +61,9 @@ def test_crnn_reads_a_track_of_any_length_as_one_sequence(params, grouped, tmp_p
     predictor = fit(params, grouped, name="crnn", epochs=2, base=base_ref(params))
     whole = grouped["test"][0][:4]
     shortened = [
-        TrackFeatures(key=f"{item.key}:{n}", track_vector=None, segment_vectors=None, log_mels=None, patches=item.patches[:n])
+        TrackFeatures(
+            key=f"{item.key}:{n}", track_vector=None, segment_vectors=None, log_mels=None, patches=item.patches[:n]
+        )
         for item, n in zip(whole, (1, 3, 10, 3))
     ]
     proba = served_equals_trained(predictor, params=params, items=whole + shortened, directory=tmp_path)
@@ -88,7 +90,11 @@ def test_base_patches_from_audio_equal_the_embed_stage_table(params, pipeline_ar
     base = base_ref(params).single_threaded()  # as the stage's worker processes ran it
     for track in tracks.index[:: len(tracks) // 3][:3]:
         item = extract_file(
-            resolve(tracks.loc[track, "path"]), key=track, config=None, limits=Limits.from_params(params), embedding=base
+            resolve(tracks.loc[track, "path"]),
+            key=track,
+            config=None,
+            limits=Limits.from_params(params),
+            embedding=base,
         )
         stored = table[table["track"] == track].sort_values("patch")
         np.testing.assert_allclose(
