@@ -15,7 +15,7 @@ import pandas as pd
 
 from musicgenre.chunked import extract_tracks
 from musicgenre.config import resolve
-from musicgenre.extraction import Limits
+from musicgenre.extraction import Failure, Limits, TrackFeatures
 from musicgenre.io import atomic_dir, write_json, write_parquet
 from musicgenre.tagger import POOLED_PREFIX, EmbeddingConfig, TaggerRef, embedding_columns
 from stages._cli import StageError, run_stage
@@ -42,20 +42,30 @@ def pretrained_input(params: dict[str, Any], *, model: str) -> TaggerRef | None:
     return None
 
 
-def embed(params: dict[str, Any]) -> dict[str, Any]:
-    """Embed every track of paths.tracks; stop only if none could be embedded."""
+def run_on_tracks(
+    params: dict[str, Any], *, network: TaggerRef
+) -> tuple[pd.DataFrame, list[TrackFeatures], list[Failure]]:
+    """The tracks of paths.tracks, and `network` run on each (the items that worked, the failures); stops
+    only if none worked. Local worker processes, or chunks of scale.batch_tracks tracks on Dask."""
     tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    # local worker processes, or chunks of scale.batch_tracks tracks on Dask (orchestration.task_runner)
     items, failures = extract_tracks(
         [(track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])],
         params=params,
         config=None,
         limits=Limits.from_params(params),
-        embedding=tagger_ref(params),
+        embedding=network,
         n_jobs=params["data"]["n_jobs"],
     )
     if not items:
-        raise StageError(f"no track could be embedded; first failures: {[vars(f) for f in failures[:5]]}")
+        raise StageError(
+            f"no track could be run through {network.folder}; first failures: {[vars(f) for f in failures[:5]]}"
+        )
+    return tracks, items, failures
+
+
+def embed(params: dict[str, Any]) -> dict[str, Any]:
+    """Embed every track of paths.tracks; stop only if none could be embedded."""
+    tracks, items, failures = run_on_tracks(params, network=tagger_ref(params))
     by_track = {item.key: item for item in items}
     kept = tracks[tracks["track"].isin(by_track)]
     matrix = np.stack([by_track[track].tagger_embedding() for track in kept["track"]])

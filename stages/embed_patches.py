@@ -13,16 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicgenre.chunked import extract_tracks
 from musicgenre.config import resolve
-from musicgenre.extraction import Limits
+from musicgenre.extraction import TrackFeatures
 from musicgenre.io import atomic_dir, write_json, write_parquet
 from musicgenre.tagger import BASE_PREFIX
-from stages._cli import StageError, run_stage
-from stages.embed import base_ref
+from stages._cli import run_stage
+from stages.embed import base_ref, run_on_tracks
 
 
-def patch_table(items: list, *, order: list[str]) -> pd.DataFrame:
+def patch_table(items: list[TrackFeatures], *, order: list[str]) -> pd.DataFrame:
     """track, patch, base_* rows: every kept track's patches in order (tracks in `order`)."""
     by_track = {item.key: item.base_patches() for item in items}
     kept = [track for track in order if track in by_track]
@@ -39,17 +38,7 @@ def patch_table(items: list, *, order: list[str]) -> pd.DataFrame:
 
 def embed_patches(params: dict[str, Any]) -> dict[str, Any]:
     """Run the base on every track of paths.tracks; stop only if none could be processed."""
-    tracks = pd.read_csv(resolve(params["paths"]["tracks"]))
-    items, failures = extract_tracks(
-        [(track, resolve(path)) for track, path in zip(tracks["track"], tracks["path"])],
-        params=params,
-        config=None,
-        limits=Limits.from_params(params),
-        embedding=base_ref(params),
-        n_jobs=params["data"]["n_jobs"],
-    )
-    if not items:
-        raise StageError(f"no track could be run through the base; first failures: {[vars(f) for f in failures[:5]]}")
+    tracks, items, failures = run_on_tracks(params, network=base_ref(params))
     table = patch_table(items, order=tracks["track"].tolist())
     summary = {
         "tracks": len(items),

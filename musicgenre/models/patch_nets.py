@@ -123,7 +123,14 @@ class PatchNetwork(TrainedModel):
         (directory / BASE_FOLDER).mkdir()
         for name in TAGGER_FILES:
             shutil.copy2(Path(self.base.folder) / name, directory / BASE_FOLDER / name)
-        return {"format": "onnx", "onnx": ONNX_FILE, "norm": NORM_FILE, "keras": KERAS_FILE, "base": BASE_FOLDER}
+        return {
+            "format": "onnx",
+            "onnx": ONNX_FILE,
+            "norm": NORM_FILE,
+            "keras": KERAS_FILE,
+            "base": BASE_FOLDER,
+            "architecture": self.architecture,
+        }
 
 
 def training_rows(

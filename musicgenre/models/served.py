@@ -165,7 +165,7 @@ class ServedPatchNetwork(Predictor):
         stats = json.loads((directory / meta.served["norm"]).read_text(encoding="utf-8"))
         self.mean, self.std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
         self.session = onnx_session(directory / meta.served["onnx"])
-        self.architecture = meta.params["architecture"]
+        self.architecture = meta.served["architecture"]
         config = EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0})
         self.embedding = TaggerRef(str(directory / meta.served["base"]), config)
         self.needs_features = False

@@ -15,6 +15,7 @@ from musicgenre.config import resolve
 from musicgenre.extraction import Limits, TrackFeatures, extract_file
 from musicgenre.models import fit_predictor
 from musicgenre.models.patch_nets import training_batches
+from musicgenre.models.predictor import ModelMeta
 from stages.embed import base_ref
 from tests.helpers import save_and_reload
 
@@ -42,7 +43,18 @@ def fit(params, grouped, *, name: str, epochs: int | None = None, base=None):
 
 
 def served_equals_trained(predictor, *, params, items, directory) -> np.ndarray:
-    served = save_and_reload(predictor, params=params, directory=directory, family="deep", input="patches")
+    meta = ModelMeta(
+        model="test",
+        family="deep",
+        input="patches",
+        protocol="grouped",
+        classes=params["genres"],
+        params={},
+        n_train_tracks=0,
+        seed=params["seed"],
+        embeddings=predictor.base.config.as_dict(),  # as the train stage records the base's settings
+    )
+    served = save_and_reload(predictor, params=params, directory=directory, meta=meta)
     assert type(served).__name__ == "ServedPatchNetwork" and served.needs_features is False
     proba = predictor.predict_proba(items)
     np.testing.assert_allclose(served.predict_proba(items), proba, atol=params["train"]["onnx"]["atol"])
