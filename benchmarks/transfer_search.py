@@ -21,7 +21,7 @@ import pandas as pd
 from musicgenre.config import load_params, resolve
 from musicgenre.crossval import cv_tracks
 from musicgenre.extraction import Limits, extract_batch
-from musicgenre.io import write_text
+from musicgenre.io import write_json, write_text
 from musicgenre.models.data import load_tables, track_features
 from musicgenre.oof import out_of_fold
 from musicgenre.selection import cv_summary, fold_scores, nested_estimate
@@ -115,10 +115,21 @@ def report(*, oof: pd.DataFrame, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def nested_results(*, oof: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
+    """The search's nested estimates, choosing by accuracy and by macro-F1 (evaluate's summary.md row)."""
+    scores = fold_scores(oof=oof, classes=classes)
+    return {
+        f"by_{metric}": {k: v for k, v in nested_estimate(scores=scores, metric=metric).items() if k != "chosen"}
+        for metric in ("accuracy", "macro_f1")
+    }
+
+
 def main() -> None:
     params = load_params()
     started = time.perf_counter()
-    table = report(oof=grid_oof(params=params), classes=params["genres"])
+    oof = grid_oof(params=params)
+    table = report(oof=oof, classes=params["genres"])
+    write_json(Path(resolve(params["search"]["results"])), nested_results(oof=oof, classes=params["genres"]))
     target = Path(resolve(params["search"]["doc"]))
     header = (Path(__file__).parent / "transfer_search.md").read_text(encoding="utf-8")
     write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,16 @@ def scalar_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return compact
 
 
-def summary_table(*, metrics: dict[str, dict[str, Any]], nested: dict[str, Any] | None, champion: str | None) -> str:
+def summary_table(
+    *,
+    metrics: dict[str, dict[str, Any]],
+    nested: dict[str, Any] | None,
+    champion: str | None,
+    search: dict[str, Any] | None = None,
+) -> str:
     """Markdown: one row per model (grouped CV, test, calibration, genre sets, the random protocol's
-    leakage), plus the nested estimate of choosing the champion among the cross-validated models."""
+    leakage), plus the nested estimates of choosing the champion among the cross-validated models and of
+    the transfer search that chose transfer_ridge's settings (`search`: params.search.results)."""
     header = ["model", "grouped CV acc (mean ± std)", "grouped CV F1 (mean ± std)", "grouped test acc"]
     header += ["grouped test F1", "grouped train-test gap", "ECE raw → calibrated", "set coverage", "mean set size"]
     header += ["random test acc", "random − grouped test acc"]
@@ -73,7 +81,17 @@ def summary_table(*, metrics: dict[str, dict[str, Any]], nested: dict[str, Any] 
         cells = [f"champion choice, nested ({nested['models']} models)"]
         cells += [f"{nested[f'{m}_mean']:.3f} ± {nested[f'{m}_std']:.3f}" for m in ("accuracy", "macro_f1")]
         lines.append("| " + " | ".join(cells + ["–"] * (len(header) - len(cells))) + " |")
+    for metric, found in (search or {}).items():  # how transfer_ridge's settings were chosen (make transfer-search)
+        cells = [f"transfer search, nested ({found['models']} configurations, chosen {metric.replace('_', ' ')})"]
+        cells += [f"{found[f'{m}_mean']:.3f} ± {found[f'{m}_std']:.3f}" for m in ("accuracy", "macro_f1")]
+        lines.append("| " + " | ".join(cells + ["–"] * (len(header) - len(cells))) + " |")
     return "\n".join(lines)
+
+
+def search_results(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The nested estimates `make transfer-search` wrote (params.search.results), if it was run."""
+    path = resolve(params["search"]["results"])
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def number(value: float | None, *, digits: int = 3) -> str:
@@ -297,7 +315,7 @@ def evaluate(params: dict[str, Any]) -> dict[str, Any]:
     write_text(
         out / "summary.md",
         "# Model evaluation (track level)\n\n"
-        + summary_table(metrics=metrics, nested=nested, champion=champion)
+        + summary_table(metrics=metrics, nested=nested, champion=champion, search=search_results(params))
         + "\n\n"
         + notes(params=params, skipped=skipped, selection=selection),
     )
