@@ -218,6 +218,13 @@ def champion_folds(
     return None, f"champion ({model}) has no scores on the current folds and its configuration was not re-run"
 
 
+def is_refresh(*, client: MlflowClient, name: str, version: str, current: Any) -> bool:
+    """Whether the challenger version is the champion's model (same name) registered again: a tie then moves
+    the alias, so newer code and calibration (e.g. a new field of runtime.json) reach serving."""
+    challenger = client.get_model_version(name, version)
+    return challenger.tags.get("model") is not None and challenger.tags.get("model") == current.tags.get("model")
+
+
 def decide(
     *,
     client: MlflowClient,
@@ -255,6 +262,12 @@ def decide(
             gate = paired_gain(challenger=folds["scores"], champion=theirs, seed=params["seed"], **settings["gate"])
             record.update(previous_score=sum(theirs) / len(theirs), gate=gate)
             promote = gate["promote"]
+            refresh = not promote and is_refresh(client=client, name=name, version=version, current=current)
+            refresh = refresh and list(folds["scores"]) == list(theirs)
+            if refresh:  # the same model, scored the same on the same folds: only its bundle is newer
+                record["decision"] = "refreshed: the champion's model with identical fold scores, newer bundle"
+                client.set_registered_model_alias(name, alias, version)
+                return record
     record["decision"] = "promoted" if promote else "kept previous champion"
     if promote:
         client.set_registered_model_alias(name, alias, version)

@@ -146,3 +146,31 @@ def test_choose_champion_uses_grouped_cv_never_valid_or_test():
     assert choose_champion(metrics=fewer, protocol="grouped", metric="macro_f1") == "a"
     with pytest.raises(ValueError, match="grouped-CV"):
         choose_champion(metrics={"deep": metrics["deep"]}, protocol="grouped", metric="macro_f1")
+
+
+def test_the_champion_registered_again_with_identical_fold_scores_refreshes_the_alias(
+    params, pipeline_artifacts, tmp_path
+):
+    """A retrain that reproduces the champion exactly (same model, same fold scores) moves the alias to the new
+    version, so what a newer bundle carries (code, calibration fields) reaches serving; any other tie keeps it."""
+    from musicgenre.models.data import load_tables
+    from tests.helpers import write_model
+    from tests.workspace import local_registry
+
+    uri, local = local_registry(params, tmp_path)
+    model_dir, scores = write_model(
+        params=local, tables=load_tables(params=local), root=tmp_path / "models", name="lr", shuffle_labels=False
+    )
+    folds = scores["cv_fold_scores"]
+    nudged = {**scores, "cv_fold_scores": {**folds, "scores": [folds["scores"][0] - 0.01, *folds["scores"][1:]]}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        first = register(model_dir=model_dir, scores=scores, params=local)
+        again = register(model_dir=model_dir, scores=scores, params=local, calibration=scores["calibration"])
+        near = register(model_dir=model_dir, scores=nudged, params=local)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name, alias = local["register"]["model_name"], local["register"]["alias"]
+    assert first["decision"] == "promoted"
+    assert again["decision"].startswith("refreshed") and not again["gate"]["promote"]
+    assert near["decision"] == "kept previous champion"
+    assert str(client.get_model_version_by_alias(name, alias).version) == again["challenger_version"]
