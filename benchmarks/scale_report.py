@@ -1,9 +1,9 @@
 """The scale benchmark's report: per-stage table, growth exponents, projection and plot, in BENCHMARKS.md.
 
-Growth is the log-log slope of a stage's time (and memory) between the two largest N measured (the
-smallest N is dominated by start-up for most stages); projection = the largest N's value times
-(N' / N)^slope. A stage "must go distributed" when its projected time alone exceeds the target minutes
-or its projected memory the target RSS.
+Growth is the least-squares log-log slope of a stage's time (and memory) over every N measured (the
+smallest N is dominated by start-up for most stages); projection = the larger of that power law from the
+largest N and a least-squares start-up + per-track line. A stage "must go distributed" when its
+projected time alone exceeds the target minutes or its projected memory the target RSS.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from musicgenre.io import write_text
 # What the numbers cannot say by themselves (causes read from the code, not fitted)
 NOTES = """Reading the table:
 
-- Two points per stage, so slopes are rough; a stage whose small-N time is start-up (imports, TensorFlow,
+- Three points per stage, so slopes are rough; a stage whose small-N time is start-up (imports, TensorFlow,
   ONNX export) shows a sub-linear slope, which is why the projection also draws the start-up + per-track line.
-- Memory: `featurize` appends log-mels to disk as they are made and every reader opens `logmel.npy` with
-  `np.load(mmap_mode="r")`; a track's segments are float16 views of it until a training batch reads them
-  (the deep models' `PyDataset`). So `featurize`, `embed` and the classic/transfer `train` stages are flat in
-  memory from 173 to 500 tracks. What still grows: `train@random_forest` (the forest itself: 300 deep trees
-  on ~10 segment rows per track), the deep models' batches and Keras state, and `evaluate` (two CV workers,
+- Memory: `featurize` appends log-mels to disk as they are made and readers open `logmel.npy` memory-mapped;
+  `embed` and `embed_patches` keep one vector (or 10 patch vectors of 256 floats) per track, so they are flat
+  from 173 to 1000 tracks. What grows: `train@random_forest` (the forest itself: 300 deep trees on ~10 segment
+  rows per track), `train@svm` (its kernel over segment rows, N^1.3 in time) and `evaluate` (two CV workers,
   each holding the tables and the fold models; the pooled tagger layer makes the transfer rows 3,500 wide).
-- Time: `embed` (the tagger, 10 patches per clip) and `evaluate` (15 refits of every classic and transfer
-  model, 10 of each deep model) are the linear giants. `embed` runs on Dask by switching
-  `orchestration.task_runner` (one task per `scale.batch_tracks` chunk), evaluate's fits go to the cluster
+  A projected RSS above 6 GB for a stage that reads no tracks (e.g. `export_tagger`) is noise in the fit.
+- Time: `embed` (the tagger, 10 patches per clip), `embed_patches` (the deep models' MSD_vgg base on the same
+  patches) and `evaluate` (15 refits of every model; the deep ones now a few seconds each on the base's
+  stored patches) are the linear giants. Both embed stages run on Dask by switching
+  `orchestration.task_runner` (one task per `scale.batch_tracks` chunk); evaluate's fits go to the cluster
   through joblib's Dask backend (one task per model, so at most 11 tasks: a 10k run needs per-fit tasks);
   `validate` (per-track audio checks) has no Dask path yet. Batch scoring (not a pipeline stage, so not in
   this table) holds one chunk of `scale.batch_tracks` files at a time.
@@ -39,12 +40,20 @@ SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
 
 
 def slope(points: list[tuple[int, float]]) -> float | None:
-    """log-log slope between the two largest N (None with fewer than two positive points)."""
-    usable = sorted((n, v) for n, v in points if v > 0)[-2:]
+    """Least-squares log-log slope over every measured N (None with fewer than two positive points): with
+    three or more N, one noisy run moves it less than a two-point slope would."""
+    usable = sorted((n, v) for n, v in points if v > 0)
     if len(usable) < 2:
         return None
-    (n0, v0), (n1, v1) = usable
-    return math.log(v1 / v0) / math.log(n1 / n0)
+    x, y = [math.log(n) for n, _ in usable], [math.log(v) for _, v in usable]
+    return least_squares(x, y)[0]
+
+
+def least_squares(x: list[float], y: list[float]) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through the points."""
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    slope_ = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
+    return slope_, my - slope_ * mx
 
 
 def growth_name(exponent: float | None) -> str:
@@ -58,15 +67,18 @@ def growth_name(exponent: float | None) -> str:
 
 
 def project(points: list[tuple[int, float]], *, to: int) -> float | None:
-    """The larger of two extrapolations from the two largest N: the power law (log-log slope) and a fixed
-    start-up cost plus a per-track cost (a line). A stage whose small-N time is mostly start-up shows a
-    sub-linear slope that the power law would carry to 100k; the line does not underrate it."""
+    """The larger of two extrapolations fitted over every measured N: the power law (log-log slope) and a
+    start-up cost plus a per-track cost (a least-squares line, its slope floored at 0). A stage whose
+    small-N time is mostly start-up shows a sub-linear slope that the power law would carry to 100k; the
+    line does not underrate it, and a stage that does not grow at all stays at its largest measurement."""
     exponent = slope(points)
     if exponent is None:
         return None
-    (n0, v0), (n1, v1) = sorted(points)[-2:]
+    ordered = sorted(points)
+    n1, v1 = ordered[-1]
+    per_track, start_up = least_squares([float(n) for n, _ in ordered], [v for _, v in ordered])
     power = v1 * (to / n1) ** max(exponent, 0.0)
-    line = v1 + max(v1 - v0, 0.0) / (n1 - n0) * (to - n1)
+    line = max(start_up + max(per_track, 0.0) * to, v1)
     return max(power, line)
 
 
@@ -212,7 +224,8 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             f"{settings['target_rss_gb']} GB peak RSS on 2 cores. Largest N measured: {sizes[-1]}, "
             f"{fmt_time(largest['pipeline_seconds'])}, peak {fmt_mb(largest['pipeline_peak_rss_mb'])} "
             f"({'within' if met else '**over**'} the target's limits).",
-            "### Projection from the two largest N (the larger of the log-log power law and start-up + per-track line)",
+            "### Projection fitted over every measured N "
+            "(the larger of the log-log power law and start-up + per-track line)",
             projected,
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")
