@@ -25,7 +25,6 @@ NOTES = """Reading the table:
   from 173 to 1000 tracks. What grows: `train@random_forest` (the forest itself: 300 deep trees on ~10 segment
   rows per track), `train@svm` (its kernel over segment rows, N^1.3 in time) and `evaluate` (two CV workers,
   each holding the tables and the fold models; the pooled tagger layer makes the transfer rows 3,500 wide).
-  A projected RSS above 6 GB for a stage that reads no tracks (e.g. `export_tagger`) is noise in the fit.
 - Time: `embed` (the tagger, 10 patches per clip), `embed_patches` (the deep models' MSD_vgg base on the same
   patches) and `evaluate` (15 refits of every model; the deep ones now a few seconds each on the base's
   stored patches) are the linear giants. Both embed stages run on Dask by switching
@@ -70,7 +69,7 @@ def project(points: list[tuple[int, float]], *, to: int) -> float | None:
     """The larger of two extrapolations fitted over every measured N: the power law (log-log slope) and a
     start-up cost plus a per-track cost (a least-squares line, its slope floored at 0). A stage whose
     small-N time is mostly start-up shows a sub-linear slope that the power law would carry to 100k; the
-    line does not underrate it, and a stage that does not grow at all stays at its largest measurement."""
+    line does not underrate it; a stage whose line does not rise stays at its largest measurement."""
     exponent = slope(points)
     if exponent is None:
         return None
@@ -78,7 +77,7 @@ def project(points: list[tuple[int, float]], *, to: int) -> float | None:
     n1, v1 = ordered[-1]
     per_track, start_up = least_squares([float(n) for n, _ in ordered], [v for _, v in ordered])
     power = v1 * (to / n1) ** max(exponent, 0.0)
-    line = max(start_up + max(per_track, 0.0) * to, v1)
+    line = start_up + per_track * to if per_track > 0 else max(v for _, v in ordered)
     return max(power, line)
 
 
