@@ -1,8 +1,8 @@
 """The scale benchmark's report: per-stage table, growth exponents, projection and plot, in BENCHMARKS.md.
 
-Growth is the least-squares log-log slope of a stage's time (and memory) over every N measured (the
+Growth is the log-log slope of a stage's time (and memory) between the two largest N measured (the
 smallest N is dominated by start-up for most stages); projection = the larger of that power law from the
-largest N and a least-squares start-up + per-track line. A stage "must go distributed" when its
+largest N and a start-up + per-track line fitted by least squares over every N. A stage "must go distributed" when its
 projected time alone exceeds the target minutes or its projected memory the target RSS.
 """
 
@@ -39,13 +39,13 @@ SECTION = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
 
 
 def slope(points: list[tuple[int, float]]) -> float | None:
-    """Least-squares log-log slope over every measured N (None with fewer than two positive points): with
-    three or more N, one noisy run moves it less than a two-point slope would."""
-    usable = sorted((n, v) for n, v in points if v > 0)
+    """log-log slope between the two largest N (None with fewer than two positive points): the growth where
+    start-up no longer dominates."""
+    usable = sorted((n, v) for n, v in points if v > 0)[-2:]
     if len(usable) < 2:
         return None
-    x, y = [math.log(n) for n, _ in usable], [math.log(v) for _, v in usable]
-    return least_squares(x, y)[0]
+    (n0, v0), (n1, v1) = usable
+    return math.log(v1 / v0) / math.log(n1 / n0)
 
 
 def least_squares(x: list[float], y: list[float]) -> tuple[float, float]:
@@ -66,10 +66,11 @@ def growth_name(exponent: float | None) -> str:
 
 
 def project(points: list[tuple[int, float]], *, to: int) -> float | None:
-    """The larger of two extrapolations fitted over every measured N: the power law (log-log slope) and a
-    start-up cost plus a per-track cost (a least-squares line, its slope floored at 0). A stage whose
-    small-N time is mostly start-up shows a sub-linear slope that the power law would carry to 100k; the
-    line does not underrate it; a stage whose line does not rise stays at its largest measurement."""
+    """The larger of two extrapolations: the power law (log-log slope of the two largest N) and a start-up
+    cost plus a per-track cost (a line fitted by least squares over every N, so one noisy run moves it
+    less). A stage whose small-N time is mostly start-up shows a sub-linear slope that the power law would
+    carry to 100k; the line does not underrate it; a stage whose line does not rise stays at its largest
+    measurement."""
     exponent = slope(points)
     if exponent is None:
         return None
@@ -223,8 +224,8 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             f"{settings['target_rss_gb']} GB peak RSS on 2 cores. Largest N measured: {sizes[-1]}, "
             f"{fmt_time(largest['pipeline_seconds'])}, peak {fmt_mb(largest['pipeline_peak_rss_mb'])} "
             f"({'within' if met else '**over**'} the target's limits).",
-            "### Projection fitted over every measured N "
-            "(the larger of the log-log power law and start-up + per-track line)",
+            "### Projection (the larger of the two largest N's log-log power law and the least-squares "
+            "start-up + per-track line over every N)",
             projected,
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")

@@ -11,7 +11,7 @@ from benchmarks.scale_report import growth_name, project, slope
 def test_a_flat_stage_with_noise_stays_flat():
     noisy = [(173, 1661.0), (500, 1475.0), (1000, 1512.0)]  # export_tagger's RSS: reads no track
     assert growth_name(slope(noisy)) == "flat (start-up bound)"
-    assert project(noisy, to=100_000) == pytest.approx(1661.0)  # its largest measurement
+    assert project(noisy, to=100_000) < 1.2 * 1661.0  # not the 8 GB a two-point line through noise gives
 
 
 def test_a_linear_stage_extrapolates_linearly():
