@@ -16,7 +16,17 @@ import yaml
 
 from musicgenre.config import PROJECT_ROOT
 
-COPIED = ("musicgenre", "stages", "flows", "monitoring", "dvc.yaml", "params.yaml", ".dvcignore", "prefect.yaml")
+COPIED = (
+    "musicgenre",
+    "stages",
+    "flows",
+    "monitoring",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    "prefect.yaml",
+    "docs/model_search.json",  # an evaluate dep (make transfer-search's nested estimates)
+)
 
 
 def make_source(tracks: pd.DataFrame, folder: Path) -> Path:
@@ -37,6 +47,7 @@ def make_workspace(folder: Path, *, source: Path, overrides: dict[str, Any] | No
         if origin.is_dir():
             shutil.copytree(origin, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif origin.exists():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, folder / name)
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["data"]["source"] = os.path.relpath(source, folder)
