@@ -56,6 +56,7 @@ def _random_forest(h: dict[str, Any], seed: int) -> ClassifierMixin:
     return RandomForestClassifier(
         n_estimators=h["n_estimators"],
         min_samples_leaf=h["min_samples_leaf"],
+        max_leaf_nodes=h.get("max_leaf_nodes"),
         max_features=h["max_features"],
         class_weight="balanced_subsample",
         random_state=seed,
