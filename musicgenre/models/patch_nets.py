@@ -15,7 +15,6 @@ into the folder (`base/`), so the folder goes from audio to probabilities withou
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,11 @@ import numpy as np
 
 from ..extraction import TrackFeatures
 from ..io import write_json
-from ..tagger import TAGGER_FILES, TaggerRef
+from ..tagger import TaggerRef
 from ..tf_runtime import tensorflow
 from .deep import configure_runtime
 from .predictor import ExportSettings, TrainedModel
-from .served import BASE_FOLDER, PATCH_ARCHITECTURES, check_onnx, patch_proba, standardise_rows
+from .served import BASE_FOLDER, PATCH_ARCHITECTURES, check_onnx, copy_network, patch_proba, standardise_rows
 
 tf = tensorflow()  # before keras, which would import it with the start-up notices
 import keras  # noqa: E402
@@ -120,9 +119,7 @@ class PatchNetwork(TrainedModel):
             std=self.std,
             atol=export.atol,
         )
-        (directory / BASE_FOLDER).mkdir()
-        for name in TAGGER_FILES:
-            shutil.copy2(Path(self.base.folder) / name, directory / BASE_FOLDER / name)
+        copy_network(network=self.base, target=directory / BASE_FOLDER)
         return {
             "format": "onnx",
             "onnx": ONNX_FILE,

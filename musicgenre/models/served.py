@@ -8,13 +8,14 @@ so what is scored is what is served.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..extraction import TrackFeatures
-from ..tagger import EmbeddingConfig, TaggerRef, onnx_session
+from ..tagger import TAGGER_FILES, EmbeddingConfig, TaggerRef, onnx_session
 from .heads import HeadFunction, load_head
 from .predictor import ModelMeta, Predictor, mean_by_track, normalise_rows, require_segments, scatter_classes
 
@@ -166,8 +167,7 @@ class ServedPatchNetwork(Predictor):
         self.mean, self.std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
         self.session = onnx_session(directory / meta.served["onnx"])
         self.architecture = meta.served["architecture"]
-        config = EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0})
-        self.embedding = TaggerRef(str(directory / meta.served["base"]), config)
+        self.embedding = carried_network(meta=meta, folder=directory / meta.served["base"])
         self.needs_features = False
 
     def run(self, rows: np.ndarray) -> np.ndarray:
@@ -177,11 +177,23 @@ class ServedPatchNetwork(Predictor):
         return patch_proba(run=self.run, items=items, architecture=self.architecture, mean=self.mean, std=self.std)
 
 
+def carried_network(*, meta: ModelMeta, folder: Path) -> TaggerRef:
+    """The pretrained network a model folder carries (a transfer model's tagger/, a deep model's base/), run
+    with its recorded settings on every core of the serving machine."""
+    return TaggerRef(str(folder), EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0}))
+
+
+def copy_network(*, network: TaggerRef, target: Path) -> None:
+    """Copy an exported network's files into a model folder, so the folder serves from audio by itself."""
+    target.mkdir()
+    for name in TAGGER_FILES:
+        shutil.copy2(Path(network.folder) / name, target / name)
+
+
 def _head_model(meta: ModelMeta, directory: Path) -> Predictor:
     embedding = None
     if meta.family == "transfer":
-        config = EmbeddingConfig(**{**(meta.embeddings or {}), "threads": 0})  # every core of the serving machine
-        embedding = TaggerRef(str(directory / meta.served["tagger"]), config)
+        embedding = carried_network(meta=meta, folder=directory / meta.served["tagger"])
     return ServedHead(meta=meta, head=load_head(directory=directory, served=meta.served), embedding=embedding)
 
 

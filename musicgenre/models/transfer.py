@@ -12,7 +12,6 @@ computes the same embedding from audio wherever it is served.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,10 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..extraction import TrackFeatures
-from ..tagger import TAGGER_FILES, TaggerRef
+from ..tagger import TaggerRef
 from .classic import BUILDERS, ClassicPredictor
 from .predictor import ExportSettings
-from .served import TRANSFER_INPUTS, design_matrix, reads_features
+from .served import TRANSFER_INPUTS, copy_network, design_matrix, reads_features
 
 TAGGER_FOLDER = "tagger"  # inside a transfer model's folder: the exported tagger it embeds with
 
@@ -75,9 +74,7 @@ class TransferPredictor(ClassicPredictor):
 
     def save(self, directory: Path, *, export: ExportSettings) -> dict[str, Any]:
         served = super().save(directory, export=export)
-        (Path(directory) / TAGGER_FOLDER).mkdir()
-        for name in TAGGER_FILES:
-            shutil.copy2(Path(self.tagger.folder) / name, Path(directory) / TAGGER_FOLDER / name)
+        copy_network(network=self.tagger, target=Path(directory) / TAGGER_FOLDER)
         return {**served, "tagger": TAGGER_FOLDER}
 
 
