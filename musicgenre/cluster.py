@@ -69,7 +69,11 @@ def map_chunks(
             yield function(chunk, **shared)
         return
     with dask_client(params) as client:
-        futures = client.map(function, chunks, pure=False, **shared)
+        # Each shared value is scattered once under a unique key: client.map's own handling of a large
+        # keyword argument stores it under the bare argument name ('params'), which collides between
+        # calls and tripped the scheduler's state machine (AssertionError <TaskState 'params' processing>).
+        refs = {name: client.scatter([value], hash=False, broadcast=True)[0] for name, value in shared.items()}
+        futures = client.map(function, chunks, pure=False, **refs)
         for future in futures:  # in order; a chunk's result is released once read
             yield future.result()
             future.release()
