@@ -25,9 +25,19 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 from musicgenre.config import PROJECT_ROOT, load_params  # noqa: E402
-from tests.helpers import GTZAN, MODERN  # noqa: E402
+from tests.helpers import CROSS_HOST_LINES, GTZAN, MODERN, host_description  # noqa: E402
 
 ARTIFACTS = "pipeline_artifacts"
+
+
+def pytest_report_header() -> str:
+    return f"host: {host_description()}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The cross-host deep CV comparison, also when it passes (CI's log is the record of the other host)."""
+    for line in CROSS_HOST_LINES:
+        terminalreporter.write_line(f"cross-host check: {line}")
 
 
 @pytest.fixture(scope="session")

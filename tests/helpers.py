@@ -22,6 +22,22 @@ MODERN = SHARED_DATA / "modern"
 
 TIMEOUT_S = 180  # generous: the machine is shared
 
+CROSS_HOST_LINES: list[str] = []  # filled by test_deep_cross_host, printed in the terminal summary
+
+
+def host_description() -> str:
+    """CPU vendor, model and widest x86 vector extension: the float results of the deep models can
+    differ between host kinds (an AVX-512 Intel and an AVX2-only AMD host differed before)."""
+    info = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    flags = set(info.get("flags", "").split())
+    vector = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "no AVX")
+    return f"{info.get('vendor_id', '?')} {info.get('model name', '?')}, {vector}, {os.cpu_count()} cores"
+
+
 SMALL_LR = {
     "input": "track",
     "hyper": {"C": 0.1, "max_iter": 300, "n_estimators": 3, "max_samples": 1.0, "max_features": 1.0, "n_jobs": 1},
