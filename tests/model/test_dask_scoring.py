@@ -33,6 +33,9 @@ def test_batch_scoring_on_dask_equals_the_local_path(registry, modern_clips, tmp
         dask = score_chunks(files=files, params=params, champion=champion)
     assert [f.key for f in dask.kept] == [f.key for f in local.kept] and len(local.kept) == 4
     assert [r.key for r in dask.rejected] == [r.key for r in local.rejected] == ["broken.wav"]
-    np.testing.assert_array_equal(dask.proba, local.proba)
+    # ONNX Runtime's thread pools differ between this process and a Dask worker, so the float sums may
+    # differ in the last bits (seen: 4e-10); the genres and the probabilities to 1e-6 must not
+    np.testing.assert_allclose(dask.proba, local.proba, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(dask.proba.argmax(axis=1), local.proba.argmax(axis=1))
     np.testing.assert_array_equal(dask.embeddings, local.embeddings)
     pd.testing.assert_frame_equal(dask.features, local.features, check_exact=True)
