@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from musicgenre.calibrated import calibration_summary, plot_reliability
-from musicgenre.cluster import joblib_backend
+from musicgenre.cluster import joblib_backend, runner_kind
 from musicgenre.config import resolve
 from musicgenre.crossval import cv_tracks
 from musicgenre.evaluation import confusion_pairs, evaluate_predictions, load_run, misclassifications, plot_confusion
@@ -126,7 +126,7 @@ def cv_options(*, settings: dict[str, Any], model: dict[str, Any]) -> dict[str, 
 def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Out-of-fold probabilities of each model whose family is in evaluate.cv_families, on the same
     artist-grouped folds (in parallel worker processes); the others get the reason they were skipped."""
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     from musicgenre.models.data import load_tables
     from stages.embed import pretrained_input
@@ -137,7 +137,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         for model in models
         if configured.get(model, {}).get("family") not in settings["cv_families"]
     }
-    # the longest jobs (deep) first, so they do not finish alone after the others
+    # deep first: they run as a phase of their own (run_phases), the results keep this order
     chosen = sorted((m for m in models if m not in skipped), key=lambda m: (configured[m]["family"] != "deep", m))
     if not chosen:
         return {}, skipped
@@ -146,7 +146,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         embeddings=any(configured[model]["family"] == "transfer" for model in chosen),
         patches=any(configured[model].get("input") == "patches" for model in chosen),
     )
-    jobs = (
+    jobs = [
         delayed(out_of_fold)(
             name=model,
             settings=configured[model],
@@ -160,10 +160,31 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             **cv_options(settings=settings, model=configured[model]),
         )
         for model in chosen
+    ]
+    deep = {model for model in chosen if configured[model]["family"] == "deep"}
+    results = run_phases(
+        [[job for model, job in zip(chosen, jobs) if (model in deep) == first] for first in (True, False)],
+        params=params,
+        n_jobs=settings["cv_n_jobs"],
     )
-    with joblib_backend(params):  # the fits on the Dask cluster when orchestration.task_runner is dask
-        results = Parallel(n_jobs=settings["cv_n_jobs"])(jobs)
     return dict(zip(chosen, results)), skipped
+
+
+def run_phases(phases: list[list[Any]], *, params: dict[str, Any], n_jobs: int) -> list[Any]:
+    """The results of every phase's joblib jobs, in order. Locally each phase gets fresh worker processes:
+    loky reuses workers, and one that ran a deep model keeps TensorFlow's ~1 GB for the rest of the stage.
+    On Dask (orchestration.task_runner) the cluster's workers are its own business: all jobs go at once."""
+    from joblib import Parallel
+    from joblib.externals.loky import get_reusable_executor
+
+    if runner_kind(params) == "dask":
+        with joblib_backend(params):
+            return Parallel(n_jobs=n_jobs)(job for phase in phases for job in phase)
+    results: list[Any] = []
+    for phase in phases:
+        results += Parallel(n_jobs=n_jobs)(phase) if phase else []
+        get_reusable_executor(reuse=True).shutdown(wait=True)  # the workers exit with what they loaded
+    return results
 
 
 def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], out: Path) -> dict[str, Any]:

@@ -37,7 +37,9 @@ def _logistic(h: dict[str, Any], seed: int) -> ClassifierMixin:
 
 
 def _ridge(h: dict[str, Any], seed: int) -> ClassifierMixin:
-    return RidgeClassifier(alpha=h["alpha"], class_weight="balanced")
+    # copy_X=False: its input is the scaler's fresh output, so centring it in place saves one copy of the
+    # 3,500-wide rows (~280 MB at 10k tracks)
+    return RidgeClassifier(alpha=h["alpha"], class_weight="balanced", copy_X=False)
 
 
 def ridge_as_softmax(ridge: RidgeClassifier, *, scale: float) -> LogisticRegression:
