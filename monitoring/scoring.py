@@ -94,6 +94,17 @@ def champion_proba(*, champion: Champion, paths: list[str]) -> tuple[np.ndarray,
     return champion.model.predict_paths(paths)
 
 
+def reuses_embeddings(*, champion: Champion, params: dict[str, Any]) -> bool:
+    """Whether the champion's bundle computes the embedding novelty is measured in (the same tagger file
+    and settings as the embeddings artifact): then its embeddings stand in for a second tagger run.
+    No for a model without a tagger and for a bundle registered before the runtime offered them."""
+    from monitoring.novelty import tagger
+    from musicgenre.serving.runtime import tagger_identity
+
+    identity = getattr(champion.model, "embedding_identity", None)
+    return identity is not None and identity() == tagger_identity(tagger(params=params))
+
+
 def prediction_table(
     *, files: list[BatchFile], proba: np.ndarray, champion: Champion, hashes: dict[str, str], top_k: int
 ) -> pd.DataFrame:
@@ -126,10 +137,15 @@ def with_novelty(*, predictions: pd.DataFrame, embeddings: np.ndarray, params: d
 
 
 def extract(
-    *, files: list[BatchFile], params: dict[str, Any], show_progress: bool = False, n_jobs: int | None = None
+    *,
+    files: list[BatchFile],
+    params: dict[str, Any],
+    show_progress: bool = False,
+    n_jobs: int | None = None,
+    embed: bool = True,
 ) -> tuple[list[BatchFile], list[TrackFeatures], pd.DataFrame, list[Rejection]]:
-    """Training features and tagger embedding of each file; files that fail to decode become rejections
-    naming the reason. `n_jobs` (default monitoring.n_jobs) worker processes; 1 inside a Dask task."""
+    """Training features and (with `embed`) tagger embedding of each file; files that fail to decode become
+    rejections naming the reason. `n_jobs` (default monitoring.n_jobs) worker processes; 1 in a Dask task."""
     from monitoring.novelty import tagger  # novelty reads the reference, which reads this module
 
     config = FeatureConfig.from_params(params)
@@ -139,7 +155,7 @@ def extract(
         limits=Limits.from_params(params),
         n_jobs=n_jobs or params["monitoring"]["n_jobs"],
         show_progress=show_progress,
-        embedding=tagger(params=params),  # the tagger embedding too, for each file's novelty
+        embedding=tagger(params=params) if embed else None,  # the tagger embedding too, for novelty
     )
     by_key = {item.key: item for item in results}
     kept = [f for f in files if f.key in by_key]  # batch order, not completion order
@@ -154,15 +170,25 @@ def score_chunk(
     files: list[BatchFile], *, params: dict[str, Any], champion: Champion, n_jobs: int | None = None
 ) -> ChunkScores:
     """Drift features, embeddings and champion probabilities of one chunk of files (at most
-    scale.batch_tracks of audio in memory); files that fail either step become rejections."""
-    kept, items, features, failed = extract(files=files, params=params, n_jobs=n_jobs)
-    embeddings = {item.key: item.tagger_embedding() for item in items}
-    proba, errors = champion_proba(champion=champion, paths=[str(f.path) for f in kept])
-    scored = [error == "" for error in errors]
+    scale.batch_tracks of audio in memory); files that fail either step become rejections. The tagger runs
+    once per file: in the champion's bundle when it computes novelty's embedding (reuses_embeddings), else
+    here."""
+    reuse = reuses_embeddings(champion=champion, params=params)
+    kept, items, features, failed = extract(files=files, params=params, n_jobs=n_jobs, embed=not reuse)
+    paths = [str(f.path) for f in kept]
+    if reuse:
+        proba, errors, bundle_vectors = champion.model.predict_paths_with_embeddings(paths)
+    else:
+        (proba, errors), bundle_vectors = champion_proba(champion=champion, paths=paths), None
+    scored = np.asarray([error == "" for error in errors], bool)
     failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
+    if bundle_vectors is not None:
+        vectors = bundle_vectors[scored]
+    else:
+        vectors = np.stack([item.tagger_embedding() for item, ok in zip(items, scored) if ok]) if scored.any() else None
     kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
     features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
-    vectors = np.stack([embeddings[f.key] for f in kept]) if kept else np.empty((0, 0))
+    vectors = vectors if kept and vectors is not None else np.empty((0, 0))
     return ChunkScores(kept=kept, features=features, embeddings=vectors, proba=proba, rejected=failed)
 
 

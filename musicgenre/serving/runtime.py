@@ -4,12 +4,15 @@ This module runs from the bundle's private copy of the package (serving.loader),
 reaches must import relatively and must not import TensorFlow, Keras or MLflow. Its contract with the
 code that opens it (RUNTIME_API): `BundleModel.open(folder, workers=...)`, `.classes`, and
 `.predict_paths(paths) -> (probabilities, errors)`; since bundles carry a calibration, also
-`.genre_sets(probabilities) -> genre lists` (an opener checks for it: older bundles lack it).
+`.genre_sets(probabilities) -> genre lists` (an opener checks for it: older bundles lack it), and since
+the embeddings are reused by monitoring, `.predict_paths_with_embeddings` and `.embedding_identity`
+(likewise checked for).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,11 @@ import numpy as np
 
 from ..calibration import apply_temperature, genre_sets
 from ..extraction import Limits, TrackFeatures, extract_file
+from ..io import file_sha256
 from ..models.predictor import proba_columns
 from ..models.served import load_predictor
+from ..tagger import MODEL_FILE as TAGGER_FILE
+from ..tagger import TaggerRef
 from .bundle import MODEL_FOLDER, RUNTIME_API, BundleError, verify_bundle
 
 
@@ -70,6 +76,13 @@ class BundleModel:
 
     def predict_paths(self, paths: list[str]) -> tuple[np.ndarray, list[str]]:
         """(files, classes) probabilities, a NaN row for a file that failed; per file its error or ''."""
+        proba, errors, _ = self.predict_paths_with_embeddings(paths)
+        return proba, errors
+
+    def predict_paths_with_embeddings(self, paths: list[str]) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+        """predict_paths plus each file's tagger embedding (a NaN row for a failed file), or None when the
+        model has no tagger: a caller that needs the embedding too (monitoring's novelty) need not run the
+        tagger a second time. `embedding_identity` tells which tagger made them."""
         if self.workers == 1:  # one file at a time in this thread: the tagger uses every core itself
             outcomes = [self.extract(str(path)) for path in paths]
         else:
@@ -77,11 +90,20 @@ class BundleModel:
                 outcomes = list(pool.map(self.extract, [str(p) for p in paths]))
         proba = np.full((len(outcomes), len(self.classes)), np.nan)
         good = {i: outcome for i, outcome in enumerate(outcomes) if isinstance(outcome, TrackFeatures)}
+        embeddings = None
         if good:
             raw = self.predictor.predict_proba(list(good.values()))
             temperature = self.calibration.get("temperature")
             proba[list(good)] = raw if temperature is None else apply_temperature(raw, temperature)
-        return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes]
+            if self.predictor.embedding is not None:
+                vectors = np.stack([item.tagger_embedding() for item in good.values()])
+                embeddings = np.full((len(outcomes), vectors.shape[1]), np.nan)
+                embeddings[list(good)] = vectors
+        return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes], embeddings
+
+    def embedding_identity(self) -> dict[str, Any] | None:
+        """Which tagger computes the model's embeddings (tagger_identity); None when it has no tagger."""
+        return None if self.predictor.embedding is None else tagger_identity(self.predictor.embedding)
 
     def genre_sets(self, proba: np.ndarray) -> list[list[str]]:
         """Per row, the split-conformal genre set (holds the true genre with the bundle's coverage
@@ -93,3 +115,10 @@ class BundleModel:
         good = ~np.isnan(proba).any(axis=1)
         chosen = iter(genre_sets(proba[good], threshold=threshold)) if good.any() else iter([])
         return [[self.classes[i] for i in next(chosen)] if ok else [] for ok in good]
+
+
+def tagger_identity(tagger: TaggerRef) -> dict[str, Any]:
+    """What a tagger computes: its ONNX file's sha256 and its settings, threads aside (how to run, not
+    what). Two taggers with the same identity give a file the same embedding."""
+    settings = {key: value for key, value in asdict(tagger.config).items() if key != "threads"}
+    return {"tagger_sha256": file_sha256(Path(tagger.folder) / TAGGER_FILE), "settings": settings}
