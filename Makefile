@@ -52,6 +52,11 @@ SCALE_TRACKS ?=
 scale-benchmark: install
 	$(BIN)/python -m benchmarks.scale $(if $(SCALE_TRACKS),--tracks $(SCALE_TRACKS))
 
+.PHONY: evaluate-memory
+evaluate-memory: install  # evaluate's CV on the real tables tiled to 1000-10000 tracks: peak RSS per phase (~25 min)
+	$(BIN)/python -m benchmarks.evaluate_memory
+	$(BIN)/python -m benchmarks.scale --report-only
+
 serve: install  # scheduled deployments (weekly retraining, daily drift) on a Prefect server at 127.0.0.1:4200
 	$(BIN)/python -m flows.serve
 

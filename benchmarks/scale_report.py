@@ -8,6 +8,7 @@ projected time alone exceeds the target minutes or its projected memory the targ
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -23,8 +24,11 @@ NOTES = """Reading the table:
 - Memory: `featurize` appends log-mels to disk as they are made and readers open `logmel.npy` memory-mapped;
   `embed` and `embed_patches` keep one vector (or 10 patch vectors of 256 floats) per track, so they are flat
   from 173 to 1000 tracks. What grows: `train@random_forest` (the forest itself: 300 deep trees on ~10 segment
-  rows per track), `train@svm` (its kernel over segment rows, N^1.3 in time) and `evaluate` (two CV workers,
-  each holding the tables and the fold models; the pooled tagger layer makes the transfer rows 3,500 wide).
+  rows per track), `train@svm` (its kernel over segment rows, N^1.3 in time) and `evaluate`. Evaluate runs its
+  CV in two phases: the deep models first, in two workers that load TensorFlow (~1.9 GB together from the
+  start) and exit; then the other nine models in two fresh workers, each holding the tables and its fold
+  models (the pooled tagger layer makes the transfer rows 3,500 wide). Below ~3,000 tracks the deep phase
+  sets the peak, so a line through 173-1000 tracks says little about 10k: the probe measures it.
 - Time: `embed` (the tagger, 10 patches per clip), `embed_patches` (the deep models' MSD_vgg base on the same
   patches) and `evaluate` (15 refits of every model; the deep ones now a few seconds each on the base's
   stored patches) are the linear giants. Both embed stages run on Dask by switching
@@ -143,10 +147,37 @@ def excess(seconds: float | None, mb: float | None, settings: dict[str, Any]) ->
     return " + ".join(reasons)
 
 
+def probe_peaks(settings: dict[str, Any]) -> dict[int, float]:
+    """N -> evaluate's peak RSS (MB) measured by `make evaluate-memory`: the larger of its two phases (they
+    run one after the other); empty when it has not been run."""
+    path = resolve(settings["evaluate_probe"]["results"])
+    probe = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {int(n): max(phase["peak_rss_mb"] for phase in r["phases"].values()) for n, r in probe.items()}
+
+
+def probe_table(settings: dict[str, Any]) -> str:
+    """evaluate's cross-validation on tiled tables, per N: each phase's time and peak RSS."""
+    path = resolve(settings["evaluate_probe"]["results"])
+    if not path.is_file():
+        return "Not measured yet: `make evaluate-memory`."
+    probe = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| N | deep phase (cnn, crnn) time / peak RSS | other 9 models time / peak RSS | run |",
+        "|---:|---:|---:|---|",
+    ]
+    for n in sorted(probe, key=int):
+        deep, others = probe[n]["phases"]["deep"], probe[n]["phases"]["others"]
+        cells = [f"{int(n):,}", *[f"{fmt_time(p['seconds'])} / {fmt_mb(p['peak_rss_mb'])}" for p in (deep, others)]]
+        lines.append("| " + " | ".join(cells + [f"{probe[n]['commit'][:8]}, {probe[n]['finished']}"]) + " |")
+    return "\n".join(lines)
+
+
 def projection_table(results: dict[str, Any], settings: dict[str, Any]) -> tuple[str, list[str]]:
-    """Projected time and memory per stage at each params.scale.benchmark.project_to; the stages that
-    must go distributed (time alone over target_minutes or memory over target_rss_gb at 10k)."""
+    """Projected time and memory per stage at each params.scale.benchmark.project_to (evaluate's memory
+    measured by the probe where it reached that N); the stages that must go distributed (time alone over
+    target_minutes or memory over target_rss_gb at 10k)."""
     sizes, labels = stage_rows(results)
+    probed = probe_peaks(settings)
     # the target N too, when it was not measured (a projection, labelled as one)
     targets = [n for n in [settings["target_tracks"]] if n not in sizes] + list(settings["project_to"])
     header = ["stage", *[f"N={n:,} time / RSS" for n in targets], "verdict"]
@@ -155,13 +186,19 @@ def projection_table(results: dict[str, Any], settings: dict[str, Any]) -> tuple
     for label in labels:
         times = [project(series(results, label, "seconds"), to=n) for n in targets]
         memory = [project(series(results, label, "peak_rss_mb"), to=n) for n in targets]
+        if label == "evaluate":  # a measurement beats a line through 173-1000 tracks
+            memory = [probed.get(n, m) for n, m in zip(targets, memory)]
         over = [f"{n:,} ({reason})" for n, t, m in zip(targets, times, memory) if (reason := excess(t, m, settings))]
         if over:
             distributed.append(label)
         verdict = "over target at " + "; ".join(over) if over else "fits 2 cores / 6 GB"
         if times[-1] is None:
             verdict = "needs two measured N"
-        cells = [f"`{label}`", *[f"{fmt_time(t)} / {fmt_mb(m)}" for t, m in zip(times, memory)], verdict]
+        shown = [
+            f"{fmt_mb(m)}{' (measured)' if label == 'evaluate' and n in probed else ''}"
+            for n, m in zip(targets, memory)
+        ]
+        cells = [f"`{label}`", *[f"{fmt_time(t)} / {m}" for t, m in zip(times, shown)], verdict]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), distributed
 
@@ -227,6 +264,11 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             "### Projection (the larger of the two largest N's log-log power law and the least-squares "
             "start-up + per-track line over every N)",
             projected,
+            "`evaluate`'s memory where marked *measured*: `make evaluate-memory` (`benchmarks/evaluate_memory.py`) "
+            "ran the stage's cross-validation, phase by phase as the stage does (the deep models first, in worker "
+            "processes that exit; then the other nine models in fresh ones), on the real artifact tables tiled to "
+            "N tracks (renamed copies as new artists, 0.1 % noise; one repeat, since repeats add time, not memory):",
+            probe_table(settings),
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")
             + ".",
