@@ -176,19 +176,16 @@ def score_chunk(
     reuse = reuses_embeddings(champion=champion, params=params)
     kept, items, features, failed = extract(files=files, params=params, n_jobs=n_jobs, embed=not reuse)
     paths = [str(f.path) for f in kept]
-    if reuse:
-        proba, errors, bundle_vectors = champion.model.predict_paths_with_embeddings(paths)
+    if reuse:  # the bundle's embeddings: NaN rows for the files it could not score
+        proba, errors, vectors = champion.model.predict_paths_with_embeddings(paths)
     else:
-        (proba, errors), bundle_vectors = champion_proba(champion=champion, paths=paths), None
+        proba, errors = champion_proba(champion=champion, paths=paths)
+        vectors = np.stack([item.tagger_embedding() for item in items]) if items else None
     scored = np.asarray([error == "" for error in errors], bool)
     failed += [Rejection(key=f.key, path=str(f.path), reason=error) for f, error in zip(kept, errors) if error]
-    if bundle_vectors is not None:
-        vectors = bundle_vectors[scored]
-    else:
-        vectors = np.stack([item.tagger_embedding() for item, ok in zip(items, scored) if ok]) if scored.any() else None
     kept, proba = [f for f, ok in zip(kept, scored) if ok], proba[scored]
     features = features[features["file"].isin({f.key for f in kept})].reset_index(drop=True)
-    vectors = vectors if kept and vectors is not None else np.empty((0, 0))
+    vectors = vectors[scored] if kept and vectors is not None else np.empty((0, 0))
     return ChunkScores(kept=kept, features=features, embeddings=vectors, proba=proba, rejected=failed)
 
 

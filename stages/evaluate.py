@@ -161,12 +161,12 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         )
         for model in chosen
     ]
-    deep = {model for model in chosen if configured[model]["family"] == "deep"}
-    results = run_phases(
-        [[job for model, job in zip(chosen, jobs) if (model in deep) == first] for first in (True, False)],
-        params=params,
-        n_jobs=settings["cv_n_jobs"],
-    )
+    deep = [configured[model]["family"] == "deep" for model in chosen]  # chosen lists them first
+    phases = [
+        [job for job, is_deep in zip(jobs, deep) if is_deep],
+        [job for job, is_deep in zip(jobs, deep) if not is_deep],
+    ]
+    results = run_phases(phases, params=params, n_jobs=settings["cv_n_jobs"])
     return dict(zip(chosen, results)), skipped
 
 
