@@ -81,8 +81,8 @@ class BundleModel:
 
     def predict_paths_with_embeddings(self, paths: list[str]) -> tuple[np.ndarray, list[str], np.ndarray | None]:
         """predict_paths plus each file's tagger embedding (a NaN row for a failed file), or None when the
-        model has no tagger: a caller that needs the embedding too (monitoring's novelty) need not run the
-        tagger a second time. `embedding_identity` tells which tagger made them."""
+        model computes none (embeds_tracks): a caller that needs the embedding too (monitoring's novelty)
+        need not run the tagger a second time. `embedding_identity` tells which tagger made them."""
         if self.workers == 1:  # one file at a time in this thread: the tagger uses every core itself
             outcomes = [self.extract(str(path)) for path in paths]
         else:
@@ -95,15 +95,23 @@ class BundleModel:
             raw = self.predictor.predict_proba(list(good.values()))
             temperature = self.calibration.get("temperature")
             proba[list(good)] = raw if temperature is None else apply_temperature(raw, temperature)
-            if self.predictor.embedding is not None:
+            if self.embeds_tracks:
                 vectors = np.stack([item.tagger_embedding() for item in good.values()])
                 embeddings = np.full((len(outcomes), vectors.shape[1]), np.nan)
                 embeddings[list(good)] = vectors
         return proba, ["" if isinstance(outcome, TrackFeatures) else outcome for outcome in outcomes], embeddings
 
     def embedding_identity(self) -> dict[str, Any] | None:
-        """Which tagger computes the model's embeddings (tagger_identity); None when it has no tagger."""
-        return None if self.predictor.embedding is None else tagger_identity(self.predictor.embedding)
+        """Which tagger computes the model's track embeddings (tagger_identity); None when it computes none."""
+        network = self.predictor.embedding
+        return tagger_identity(network) if network is not None and self.embeds_tracks else None
+
+    @property
+    def embeds_tracks(self) -> bool:
+        """Whether scoring computes a tagger embedding per track (a transfer model); a deep model's base
+        gives per-patch outputs instead, a classic model no embedding."""
+        network = self.predictor.embedding
+        return network is not None and not network.config.per_patch
 
     def genre_sets(self, proba: np.ndarray) -> list[list[str]]:
         """Per row, the split-conformal genre set (holds the true genre with the bundle's coverage

@@ -231,3 +231,8 @@ def test_deep_champion_serves_from_onnx_without_tensorflow(params, pipeline_arti
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    from monitoring.scoring import load_scoring_model, reuses_embeddings
+
+    opened = load_scoring_model(params=champion["params"], tracking_uri=champion["uri"])
+    assert opened.model.embedding_identity() is None  # its base gives per-patch outputs, not a track embedding
+    assert not reuses_embeddings(champion=opened, params=champion["params"])  # novelty runs the project's tagger
