@@ -7,6 +7,7 @@ Schedules stay active when this process stops (pause_on_shutdown=False), so a re
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,6 +80,9 @@ def local_server(*, host: str, port: int, timeout_s: float, env: dict[str, str] 
 
 
 def main() -> None:
+    # Started as a background job (`nohup ... &`, or by a process that was), Python inherits SIGINT ignored and
+    # the Ctrl-C / `kill -INT` shutdown never arrives; serve's graceful stop is its KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     params = load_params()
     if os.environ.get("PREFECT_API_URL"):  # a team's server: serve against it
         serve(*deployments(params), pause_on_shutdown=False)
