@@ -82,13 +82,12 @@ def tiled_workspace(*, params: dict[str, Any], tracks: int, folder: Path) -> dic
 
 def phase_models(params: dict[str, Any]) -> dict[str, list[str]]:
     """The cross-validated models of each of evaluate's phases: deep first, then the others."""
+    from stages.evaluate import cv_phases
+
     settings, configured = params["evaluate"], params["models"]
     trained = configured["names"] + configured["transfer_names"]  # what the train stages fit
     chosen = sorted(m for m in trained if configured[m]["family"] in settings["cv_families"])
-    return {
-        "deep": [m for m in chosen if configured[m]["family"] == "deep"],
-        "others": [m for m in chosen if configured[m]["family"] != "deep"],
-    }
+    return dict(zip(("deep", "others"), cv_phases(chosen, configured=configured)))
 
 
 def measure(*, params_file: Path, models: list[str], poll_s: float, log: Path) -> dict[str, float]:

@@ -147,20 +147,21 @@ def excess(seconds: float | None, mb: float | None, settings: dict[str, Any]) ->
     return " + ".join(reasons)
 
 
-def probe_peaks(settings: dict[str, Any]) -> dict[int, float]:
-    """N -> evaluate's peak RSS (MB) measured by `make evaluate-memory`: the larger of its two phases (they
-    run one after the other); empty when it has not been run."""
+def probe_results(settings: dict[str, Any]) -> dict[str, Any]:
+    """What `make evaluate-memory` measured (N -> phases, commit, finished); empty when it has not been run."""
     path = resolve(settings["evaluate_probe"]["results"])
-    probe = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def probe_peaks(probe: dict[str, Any]) -> dict[int, float]:
+    """N -> evaluate's peak RSS (MB): the larger of its two phases (they run one after the other)."""
     return {int(n): max(phase["peak_rss_mb"] for phase in r["phases"].values()) for n, r in probe.items()}
 
 
-def probe_table(settings: dict[str, Any]) -> str:
+def probe_table(probe: dict[str, Any]) -> str:
     """evaluate's cross-validation on tiled tables, per N: each phase's time and peak RSS."""
-    path = resolve(settings["evaluate_probe"]["results"])
-    if not path.is_file():
+    if not probe:
         return "Not measured yet: `make evaluate-memory`."
-    probe = json.loads(path.read_text(encoding="utf-8"))
     lines = [
         "| N | deep phase (cnn, crnn) time / peak RSS | other 9 models time / peak RSS | run |",
         "|---:|---:|---:|---|",
@@ -172,12 +173,12 @@ def probe_table(settings: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def projection_table(results: dict[str, Any], settings: dict[str, Any]) -> tuple[str, list[str]]:
+def projection_table(results: dict[str, Any], settings: dict[str, Any], probe: dict[str, Any]) -> tuple[str, list[str]]:
     """Projected time and memory per stage at each params.scale.benchmark.project_to (evaluate's memory
     measured by the probe where it reached that N); the stages that must go distributed (time alone over
     target_minutes or memory over target_rss_gb at 10k)."""
     sizes, labels = stage_rows(results)
-    probed = probe_peaks(settings)
+    probed = probe_peaks(probe)
     # the target N too, when it was not measured (a projection, labelled as one)
     targets = [n for n in [settings["target_tracks"]] if n not in sizes] + list(settings["project_to"])
     header = ["stage", *[f"N={n:,} time / RSS" for n in targets], "verdict"]
@@ -234,7 +235,8 @@ def plot(results: dict[str, Any], settings: dict[str, Any]) -> None:
 def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
     """The markdown between the scale markers of BENCHMARKS.md."""
     sizes = sorted(int(n) for n in results)
-    projected, distributed = projection_table(results, settings)
+    probe = probe_results(settings)
+    projected, distributed = projection_table(results, settings, probe)
     largest = results[str(sizes[-1])]
     met = largest["pipeline_seconds"] <= settings["target_minutes"] * 60 and (
         largest["pipeline_peak_rss_mb"] <= settings["target_rss_gb"] * 1024
@@ -268,7 +270,7 @@ def section(results: dict[str, Any], settings: dict[str, Any]) -> str:
             "ran the stage's cross-validation, phase by phase as the stage does (the deep models first, in worker "
             "processes that exit; then the other nine models in fresh ones), on the real artifact tables tiled to "
             "N tracks (renamed copies as new artists, 0.1 % noise; one repeat, since repeats add time, not memory):",
-            probe_table(settings),
+            probe_table(probe),
             "Stages that must go distributed (or change algorithm) before 10k-100k tracks: "
             + (", ".join(f"`{label}`" for label in distributed) or "none")
             + ".",

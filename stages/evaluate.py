@@ -137,8 +137,7 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         for model in models
         if configured.get(model, {}).get("family") not in settings["cv_families"]
     }
-    # deep first: they run as a phase of their own (run_phases), the results keep this order
-    chosen = sorted((m for m in models if m not in skipped), key=lambda m: (configured[m]["family"] != "deep", m))
+    chosen = sorted(m for m in models if m not in skipped)
     if not chosen:
         return {}, skipped
     tables = load_tables(
@@ -146,8 +145,8 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
         embeddings=any(configured[model]["family"] == "transfer" for model in chosen),
         patches=any(configured[model].get("input") == "patches" for model in chosen),
     )
-    jobs = [
-        delayed(out_of_fold)(
+    jobs = {
+        model: delayed(out_of_fold)(
             name=model,
             settings=configured[model],
             tables=tables,
@@ -160,14 +159,18 @@ def cross_validation(params: dict[str, Any], *, models: list[str]) -> tuple[dict
             **cv_options(settings=settings, model=configured[model]),
         )
         for model in chosen
+    }
+    phases = cv_phases(chosen, configured=configured)
+    results = run_phases([[jobs[m] for m in phase] for phase in phases], params=params, n_jobs=settings["cv_n_jobs"])
+    return dict(zip([model for phase in phases for model in phase], results)), skipped
+
+
+def cv_phases(models: list[str], *, configured: dict[str, Any]) -> list[list[str]]:
+    """The models cross-validated in each phase, in order: the deep ones (TensorFlow), then the others."""
+    return [
+        [m for m in models if configured[m]["family"] == "deep"],
+        [m for m in models if configured[m]["family"] != "deep"],
     ]
-    deep = [configured[model]["family"] == "deep" for model in chosen]  # chosen lists them first
-    phases = [
-        [job for job, is_deep in zip(jobs, deep) if is_deep],
-        [job for job, is_deep in zip(jobs, deep) if not is_deep],
-    ]
-    results = run_phases(phases, params=params, n_jobs=settings["cv_n_jobs"])
-    return dict(zip(chosen, results)), skipped
 
 
 def run_phases(phases: list[list[Any]], *, params: dict[str, Any], n_jobs: int) -> list[Any]:

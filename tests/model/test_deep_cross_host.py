@@ -31,16 +31,11 @@ AVX2_ONLY = {  # each library's documented switch to its AVX2 kernels
     "OPENBLAS_CORETYPE": "Haswell",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 }
-FOLD_ACCURACIES = """
-import json, pandas as pd
-from musicgenre.config import load_params
-from musicgenre.selection import fold_scores, fold_vector
-from stages.evaluate import cross_validation
-params = load_params()
-oof, _ = cross_validation(params, models=%r)
-scores = fold_scores(oof=pd.concat([r.assign(model=m) for m, r in oof.items()]), classes=params["genres"])
-print(json.dumps({m: fold_vector(scores=scores, model=m, metric="accuracy") for m in oof}))
-"""
+FOLD_ACCURACIES = (  # the same computation, in a process started with AVX2_ONLY
+    "import json; from musicgenre.config import load_params; "
+    "from tests.model.test_deep_cross_host import deep_fold_accuracies; "
+    "print(json.dumps(deep_fold_accuracies(load_params())))"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +58,17 @@ def assert_within_gap(*, params: dict, accuracies: dict[str, list[float]], host:
     assert all(abs(gap) <= limit for gap in gaps.values()), (gaps, host)
 
 
-def test_deep_grouped_cv_on_this_host_is_within_the_gap_of_the_committed_report(params, pipeline_artifacts):
+def deep_fold_accuracies(params: dict) -> dict[str, list[float]]:
+    """cnn's and crnn's per-fold accuracies, recomputed by evaluate's own cross-validation in this process."""
     oof, skipped = cross_validation(params, models=DEEP)
     assert sorted(oof) == DEEP and not skipped
     frame = pd.concat([rows.assign(model=model) for model, rows in oof.items()], ignore_index=True)
     scores = fold_scores(oof=frame, classes=params["genres"])
-    accuracies = {model: fold_vector(scores=scores, model=model, metric="accuracy") for model in DEEP}
-    assert_within_gap(params=params, accuracies=accuracies, host=host_description())
+    return {model: fold_vector(scores=scores, model=model, metric="accuracy") for model in DEEP}
+
+
+def test_deep_grouped_cv_on_this_host_is_within_the_gap_of_the_committed_report(params, pipeline_artifacts):
+    assert_within_gap(params=params, accuracies=deep_fold_accuracies(params), host=host_description())
 
 
 @pytest.mark.skipif("avx512f" not in host_description(), reason="this host runs AVX2 code paths already")
@@ -80,14 +79,12 @@ def test_deep_grouped_cv_on_avx2_code_paths_is_within_the_gap(params, pipeline_a
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(local))
     env = {**os.environ, **AVX2_ONLY, "MUSICGENRE_PARAMS": str(tmp_path / "params.yaml")}
     subprocess.run([sys.executable, "-m", "stages.embed_patches"], env=env, check=True, capture_output=True)
-    run = subprocess.run(
-        [sys.executable, "-c", FOLD_ACCURACIES % DEEP], env=env, check=True, capture_output=True, text=True
-    )
+    run = subprocess.run([sys.executable, "-c", FOLD_ACCURACIES], env=env, check=True, capture_output=True, text=True)
     accuracies = json.loads(run.stdout.strip().splitlines()[-1])
-    columns = [c for c in pd.read_parquet(local["paths"]["patches"]).columns if c.startswith("base_")]
     ours, theirs = (
         pd.read_parquet(resolve(p["paths"]["patches"])).sort_values(["track", "patch"]) for p in (params, local)
     )
+    columns = [c for c in ours.columns if c.startswith("base_")]
     drift = float(np.abs(ours[columns].to_numpy() - theirs[columns].to_numpy()).max())
     CROSS_HOST_LINES.append(f"base patches on AVX2 code paths: largest difference from the artifact's {drift:.2e}")
     host = f"{host_description()} held to AVX2 code paths ({', '.join(AVX2_ONLY)})"
