@@ -52,6 +52,10 @@ SCALE_TRACKS ?=
 scale-benchmark: install
 	$(BIN)/python -m benchmarks.scale $(if $(SCALE_TRACKS),--tracks $(SCALE_TRACKS))
 
+.PHONY: host-projection
+host-projection: install  # 4 fresh pipeline runs (reference commit and HEAD, native and AVX2 code paths, ~30 min)
+	$(BIN)/python -m benchmarks.host_projection
+
 .PHONY: evaluate-memory
 evaluate-memory: install  # evaluate's CV on the real tables tiled to 1000-10000 tracks: peak RSS per phase (~25 min)
 	$(BIN)/python -m benchmarks.evaluate_memory

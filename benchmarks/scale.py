@@ -100,16 +100,17 @@ def watch(command: list[str], *, cwd: Path, env: dict[str, str], poll_s: float, 
     }
 
 
-def scratch_checkout(*, root: Path, target: Path, cache: Path) -> str:
-    """A clone of the committed HEAD (what a fresh clone runs) with its own DVC cache; returns the commit."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True)
+def scratch_checkout(*, root: Path, target: Path, cache: Path, commit: str = "HEAD") -> str:
+    """A clone of a commit (by default the committed HEAD: what a fresh clone runs) with its own DVC cache;
+    returns the commit's full hash."""
+    resolved = subprocess.run(["git", "rev-parse", commit], cwd=root, check=True, capture_output=True, text=True)
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(root), str(target)], check=True)
-    subprocess.run(["git", "checkout", "--quiet", commit.stdout.strip()], cwd=target, check=True)
+    subprocess.run(["git", "checkout", "--quiet", resolved.stdout.strip()], cwd=target, check=True)
     dvc = [sys.executable, "-m", "dvc", "config", "--local"]
     subprocess.run([*dvc, "cache.dir", str(cache)], cwd=target, check=True)
     subprocess.run([*dvc, "core.check_update", "false"], cwd=target, check=True)
-    return commit.stdout.strip()
+    return resolved.stdout.strip()
 
 
 def stage_env(*, corpus: Path) -> dict[str, str]:

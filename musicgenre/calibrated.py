@@ -21,6 +21,7 @@ from .calibration import (
     accuracy_shift,
     apply_temperature,
     conformal_threshold,
+    ece_edge_range,
     expected_calibration_error,
     fit_temperature,
     genre_sets,
@@ -61,10 +62,18 @@ def ece_floor(*, proba: np.ndarray, bins: int, draws: int, seed: int) -> float:
 
 
 def calibration_summary(
-    *, oof: pd.DataFrame, classes: list[str], bins: int, coverage: float, floor_draws: int, seed: int
+    *,
+    oof: pd.DataFrame,
+    classes: list[str],
+    bins: int,
+    edge_positions: int,
+    coverage: float,
+    floor_draws: int,
+    seed: int,
 ) -> dict[str, Any]:
     """The served temperature and threshold, the between-fold accuracy shift (tau of the label-free accuracy
-    estimate's interval), and the cross-fitted ECE (with its noise floor), coverage and mean set size."""
+    estimate's interval), and the cross-fitted ECE (with its noise floor and its range over bin-edge
+    positions), coverage and mean set size."""
     rows = cross_fitted(oof=oof, classes=classes, coverage=coverage)
     proba, labels = rows["proba"], rows["labels"]
     temperature = fit_temperature(proba, labels)
@@ -82,6 +91,7 @@ def calibration_summary(
         ),
         "ece_raw": expected_calibration_error(proba, labels, bins=bins),
         "ece": expected_calibration_error(rows["calibrated"], labels, bins=bins),
+        "ece_edge_range": ece_edge_range(rows["calibrated"], labels, bins=bins, positions=edge_positions),
         "ece_floor": ece_floor(proba=rows["calibrated"], bins=bins, draws=floor_draws, seed=seed),
         "coverage": float(rows["covered"].mean()),
         "coverage_min_fold": float(per_fold.min()),

@@ -203,6 +203,7 @@ def selection_report(params: dict[str, Any], *, oof: dict[str, pd.DataFrame], ou
             oof=frame[frame["model"] == model],
             classes=genres,
             bins=check["ece_bins"],
+            edge_positions=check["ece_edge_positions"],
             coverage=check["coverage"],
             floor_draws=check["floor_draws"],
             seed=params["seed"],
@@ -296,9 +297,11 @@ def notes(*, params: dict[str, Any], skipped: dict[str, str], selection: dict[st
     if selection is not None:
         champion = selection["calibration"][selection["champion"]]
         verdict = (champion["ece"] <= check["max_ece"], champion["coverage"] >= check["min_coverage"])
+        edge_low, edge_high = champion["ece_edge_range"]
         text += (
             f"Champion {selection['champion']}: calibrated ECE {champion['ece']:.3f} "
-            f"({'meets' if verdict[0] else 'MISSES'} ≤ {check['max_ece']}; perfectly calibrated rows would show "
+            f"({'meets' if verdict[0] else 'MISSES'} ≤ {check['max_ece']}; {edge_low:.3f} to {edge_high:.3f} as the "
+            f"{check['ece_bins']} bin edges move through one bin width, and perfectly calibrated rows would show "
             f"{champion['ece_floor']:.3f} from sampling noise alone), coverage {champion['coverage']:.3f} "
             f"({'meets' if verdict[1] else 'MISSES'} ≥ {check['min_coverage']}), mean set size "
             f"{champion['set_size']:.2f}, temperature {champion['temperature']:.3f}.\n"

@@ -128,6 +128,7 @@ def grouped_cv(*, params: dict, tables, shuffle_labels: bool) -> dict:
         oof=oof,
         classes=genres,
         bins=check["ece_bins"],
+        edge_positions=check["ece_edge_positions"],
         coverage=check["coverage"],
         floor_draws=check["floor_draws"],
         seed=params["seed"],

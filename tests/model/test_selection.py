@@ -96,10 +96,14 @@ def simulated_oof(*, tracks: int, repeats: int, folds: int, seed: int) -> pd.Dat
 
 def test_cross_fitted_calibration_fixes_over_confidence_and_sets_cover():
     oof = simulated_oof(tracks=400, repeats=2, folds=5, seed=1)
-    summary = calibration_summary(oof=oof, classes=CLASSES, bins=10, coverage=0.9, floor_draws=10, seed=0)
+    summary = calibration_summary(
+        oof=oof, classes=CLASSES, bins=10, edge_positions=5, coverage=0.9, floor_draws=10, seed=0
+    )
     assert summary["temperature"] == pytest.approx(3.0, rel=0.25)  # over-confident rows are softened
     assert summary["ece_raw"] > 0.15 and summary["ece"] < 0.05
     assert 0.0 < summary["ece_floor"] < 0.05  # 800 rows: sampling noise alone gives a little ECE
+    low, high = summary["ece_edge_range"]
+    assert low <= summary["ece"] <= high and high < 0.05  # the usual edges are one of the positions
     assert 0.87 <= summary["coverage"] <= 0.95  # held-out folds, threshold from the other folds
     assert 1.0 <= summary["set_size"] < len(CLASSES)
     assert summary["accuracy_shift"] < 0.03  # calibrated rows, no artist effect: folds stray by binomial noise only
