@@ -26,15 +26,17 @@ from musicgenre.config import load_params, project_root, resolve
 from musicgenre.io import atomic_path, write_json
 
 
-def run_pipeline(*, commit: str, isa: dict[str, str], root: Path, workdir: Path, poll_s: float) -> dict[str, Any]:
-    """Fresh clone of `commit`, `genre data sync` + `dvc repro` on the real tracks; per-stage seconds."""
-    checkout, cache, log = workdir / "repo-host", workdir / "cache-host", workdir / "run-host.log"
+def run_pipeline(
+    *, commit: str, isa: dict[str, str], root: Path, checkout: Path, workdir: Path, poll_s: float
+) -> dict[str, Any]:
+    """Fresh clone of `commit` at `checkout` (beside this one, so its data.source finds the real tracks as a
+    fresh clone's does), `genre data sync` + `dvc repro`; per-stage seconds."""
+    cache, log = workdir / "cache-host", workdir / "run-host.log"
     log.unlink(missing_ok=True)
     python = [sys.executable]
     try:
         resolved = scratch_checkout(root=root, target=checkout, cache=cache, commit=commit)
-        source = resolve(load_params()["data"]["source"]).resolve()
-        env = {**stage_env(corpus=source), **isa}
+        env = {**stage_env(corpus=None), **isa}
         sync = watch([*python, "-m", "musicgenre.cli", "data", "sync"], cwd=checkout, env=env, poll_s=poll_s, log=log)
         repro = watch([*python, "-m", "dvc", "repro"], cwd=checkout, env=env, poll_s=poll_s, log=log)
     finally:
@@ -105,7 +107,12 @@ def main(argv: list[str] | None = None) -> None:
             for isa_name, isa in (("native", {}), ("avx2", settings["isa_env"])):
                 print(f"host projection: {commit_name} ({commit}) {isa_name} ...", flush=True)
                 runs[f"{commit_name}/{isa_name}"] = run_pipeline(
-                    commit=commit, isa=isa, root=root, workdir=workdir, poll_s=settings["poll_s"]
+                    commit=commit,
+                    isa=isa,
+                    root=root,
+                    checkout=resolve(settings["checkout"]).resolve(),
+                    workdir=workdir,
+                    poll_s=settings["poll_s"],
                 )
                 write_json(results_path, {"runs": runs})  # kept after every run: a later failure loses nothing
     result = projection(runs=runs, slow_host=settings["reference_slow_host_seconds"])

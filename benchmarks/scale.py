@@ -113,10 +113,11 @@ def scratch_checkout(*, root: Path, target: Path, cache: Path, commit: str = "HE
     return resolved.stdout.strip()
 
 
-def stage_env(*, corpus: Path) -> dict[str, str]:
-    """This environment with the corpus as the GTZAN source and nothing pointing at the real checkout."""
+def stage_env(*, corpus: Path | None) -> dict[str, str]:
+    """This environment with the corpus as the GTZAN source (None: the clone's own data.source, as on a
+    fresh clone) and nothing pointing at the real checkout."""
     env = {key: value for key, value in os.environ.items() if key not in CLEAN_ENV}
-    env.update(GTZAN_SOURCE=str(corpus), PYTHONUNBUFFERED="1")
+    env.update(PYTHONUNBUFFERED="1", **({"GTZAN_SOURCE": str(corpus)} if corpus else {}))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
