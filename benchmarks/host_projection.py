@@ -1,7 +1,7 @@
 """`make host-projection`: the whole pipeline's time on the slower kind of host, projected from this one.
 
 No AVX2-only host is here. Issue 13 timed the pipeline of `reference_commit` on one (2 cores): per-stage
-seconds in params scale.host_projection.reference_slow_host_seconds. This script runs that commit and HEAD
+seconds in params scale.host_projection.reference_slow_host_seconds. `make host-projection` runs that commit and HEAD
 on this host in scratch clones on the real tracks (the scale benchmark's watcher: wall time per stage),
 each natively and with the math libraries held to their AVX2 code paths (`isa_env`: oneDNN under
 TensorFlow, OpenBLAS, NumPy's dispatch; ONNX Runtime has no such switch, so the tagger stages keep this
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     result = projection(runs=runs, slow_host=settings["reference_slow_host_seconds"])
     write_json(results_path, {"runs": runs, "projection": result})
     text = report(runs=runs, result=result)
-    method = (__doc__ or "").split("\n", 1)[1]  # the docstring without its title line
+    method = (__doc__ or "").split("\n", 1)[1].strip()  # the docstring without its title line
     with atomic_path(resolve(settings["doc"]), suffix=".md") as tmp:
-        tmp.write_text(f"# Pipeline time on an AVX2-only host, projected\n\n{method}\n{text}")
+        tmp.write_text(f"# Pipeline time on an AVX2-only host, projected\n\n{method}\n\n{text}")
     print(text)
 
 
