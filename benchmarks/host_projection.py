@@ -3,7 +3,7 @@
 No AVX2-only host is here. Issue 13 timed the pipeline of `reference_commit` on one (2 cores): per-stage
 seconds in params scale.host_projection.reference_slow_host_seconds. `make host-projection` runs that commit and HEAD
 on this host in scratch clones on the real tracks (the scale benchmark's watcher: wall time per stage),
-each natively and with the math libraries held to their AVX2 code paths (`isa_env`: oneDNN under
+each natively and with the math libraries held to their AVX2 code paths (reproducibility.avx2_code_paths: oneDNN under
 TensorFlow, OpenBLAS, NumPy's dispatch; ONNX Runtime has no such switch, so the tagger stages keep this
 host's kernels). Per stage timed on the slow host: slow-host seconds / the reference's AVX2-run seconds
 here = that stage's slowdown. HEAD's AVX2-run total times the median slowdown is the projection, the
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale import scratch_checkout, stage_env, watch
+from benchmarks.scale import fresh_pipeline, stage_env
 from musicgenre.config import load_params, project_root, resolve
 from musicgenre.io import atomic_path, write_json
 
@@ -31,21 +29,16 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Fresh clone of `commit` at `checkout` (beside this one, so its data.source finds the real tracks as a
     fresh clone's does), `genre data sync` + `dvc repro`; per-stage seconds."""
-    cache, log = workdir / "cache-host", workdir / "run-host.log"
+    log = workdir / "run-host.log"
     log.unlink(missing_ok=True)
-    python = [sys.executable]
-    try:
-        resolved = scratch_checkout(root=root, target=checkout, cache=cache, commit=commit)
-        env = {**stage_env(corpus=None), **isa}
-        sync = watch([*python, "-m", "musicgenre.cli", "data", "sync"], cwd=checkout, env=env, poll_s=poll_s, log=log)
-        repro = watch([*python, "-m", "dvc", "repro"], cwd=checkout, env=env, poll_s=poll_s, log=log)
-    finally:
-        for folder in (checkout, cache):
-            shutil.rmtree(folder, ignore_errors=True)
+    env = {**stage_env(corpus=None), **isa}
+    run = fresh_pipeline(
+        root=root, commit=commit, checkout=checkout, cache=workdir / "cache-host", env=env, poll_s=poll_s, log=log
+    )
     return {
-        "commit": resolved,
-        "pipeline_seconds": round(sync["seconds"] + repro["seconds"], 1),
-        "stages": {label: entry["seconds"] for label, entry in repro["stages"].items()},
+        "commit": run["commit"],
+        "pipeline_seconds": round(run["sync"]["seconds"] + run["repro"]["seconds"], 1),
+        "stages": {label: entry["seconds"] for label, entry in run["repro"]["stages"].items()},
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
@@ -94,23 +87,24 @@ def report(*, runs: dict[str, dict[str, Any]], result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = load_params()["scale"]["host_projection"]
+    params = load_params()
+    settings, avx2_only = params["scale"]["host_projection"], params["reproducibility"]["avx2_code_paths"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-only", action="store_true", help="redraw the report from the stored results")
     args = parser.parse_args(argv)
     root, results_path = project_root(), resolve(settings["results"])
     runs = json.loads(results_path.read_text())["runs"] if results_path.is_file() else {}
     if not args.report_only:
-        workdir = resolve(settings["workdir"]).resolve()
+        workdir, checkout = resolve(settings["workdir"]).resolve(), resolve(settings["checkout"]).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         for commit_name, commit in (("reference", settings["reference_commit"]), ("head", "HEAD")):
-            for isa_name, isa in (("native", {}), ("avx2", settings["isa_env"])):
+            for isa_name, isa in (("native", {}), ("avx2", avx2_only)):
                 print(f"host projection: {commit_name} ({commit}) {isa_name} ...", flush=True)
                 runs[f"{commit_name}/{isa_name}"] = run_pipeline(
                     commit=commit,
                     isa=isa,
                     root=root,
-                    checkout=resolve(settings["checkout"]).resolve(),
+                    checkout=checkout,
                     workdir=workdir,
                     poll_s=settings["poll_s"],
                 )

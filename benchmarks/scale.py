@@ -122,23 +122,45 @@ def stage_env(*, corpus: Path | None) -> dict[str, str]:
     return env
 
 
+def fresh_pipeline(
+    *, root: Path, commit: str, checkout: Path, cache: Path, env: dict[str, str], poll_s: float, log: Path
+) -> dict[str, Any]:
+    """`genre data sync` + `dvc repro` in a scratch clone of `commit` with its own DVC cache, both watched;
+    the clone and cache removed afterwards. {commit: full hash, sync: watch(...), repro: watch(...)}."""
+    try:
+        resolved = scratch_checkout(root=root, target=checkout, cache=cache, commit=commit)
+        sync = watch(
+            [sys.executable, "-m", "musicgenre.cli", "data", "sync"], cwd=checkout, env=env, poll_s=poll_s, log=log
+        )
+        repro = watch([sys.executable, "-m", "dvc", "repro"], cwd=checkout, env=env, poll_s=poll_s, log=log)
+    finally:
+        for folder in (checkout, cache):
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"commit": resolved, "sync": sync, "repro": repro}
+
+
 def run_one(*, tracks: int, root: Path, workdir: Path, poll_s: float) -> dict[str, Any]:
     """Corpus, scratch clone, data sync and dvc repro at N tracks; scratch folders removed afterwards."""
     corpus, checkout, cache = workdir / f"corpus-{tracks}", workdir / f"repo-{tracks}", workdir / f"cache-{tracks}"
     log = workdir / f"run-{tracks}.log"
     log.unlink(missing_ok=True)
-    genre = [sys.executable, "-m", "musicgenre.cli", "data"]
     try:
         source = resolve(load_params()["data"]["source"]).resolve()  # the real tracks, never $GTZAN_SOURCE
-        command = [*genre, "scale-corpus", "--tracks", str(tracks), "--out", str(corpus), "--source", str(source)]
+        command = [sys.executable, "-m", "musicgenre.cli", "data", "scale-corpus", "--tracks", str(tracks)]
+        command += ["--out", str(corpus), "--source", str(source)]
         build = watch(command, cwd=root, env=stage_env(corpus=source), poll_s=poll_s, log=log)
-        commit = scratch_checkout(root=root, target=checkout, cache=cache)
-        env = stage_env(corpus=corpus)
-        sync = watch([*genre, "sync"], cwd=checkout, env=env, poll_s=poll_s, log=log)
-        repro = watch([sys.executable, "-m", "dvc", "repro"], cwd=checkout, env=env, poll_s=poll_s, log=log)
+        run = fresh_pipeline(
+            root=root,
+            commit="HEAD",
+            checkout=checkout,
+            cache=cache,
+            env=stage_env(corpus=corpus),
+            poll_s=poll_s,
+            log=log,
+        )
     finally:
-        for folder in (corpus, checkout, cache):
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(corpus, ignore_errors=True)
+    commit, sync, repro = run["commit"], run["sync"], run["repro"]
     stages = {"data sync": {k: sync[k] for k in ("seconds", "peak_rss_mb")}, **repro["stages"]}
     return {
         "tracks": tracks,

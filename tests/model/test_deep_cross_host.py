@@ -26,12 +26,7 @@ from stages.evaluate import cross_validation
 from tests.helpers import CROSS_HOST_LINES, host_description
 
 DEEP = ["cnn", "crnn"]
-AVX2_ONLY = {  # each library's documented switch to its AVX2 kernels
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "OPENBLAS_CORETYPE": "Haswell",
-    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
-}
-FOLD_ACCURACIES = (  # the same computation, in a process started with AVX2_ONLY
+FOLD_ACCURACIES = (  # the same computation, in a process started on AVX2 code paths
     "import json; from musicgenre.config import load_params; "
     "from tests.model.test_deep_cross_host import deep_fold_accuracies; "
     "print(json.dumps(deep_fold_accuracies(load_params())))"
@@ -77,7 +72,8 @@ def test_deep_grouped_cv_on_avx2_code_paths_is_within_the_gap(params, pipeline_a
     local["paths"]["patches_dir"] = str(tmp_path / "patches")
     local["paths"]["patches"] = str(tmp_path / "patches" / "patches.parquet")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(local))
-    env = {**os.environ, **AVX2_ONLY, "MUSICGENRE_PARAMS": str(tmp_path / "params.yaml")}
+    avx2_only = params["reproducibility"]["avx2_code_paths"]
+    env = {**os.environ, **avx2_only, "MUSICGENRE_PARAMS": str(tmp_path / "params.yaml")}
     subprocess.run([sys.executable, "-m", "stages.embed_patches"], env=env, check=True, capture_output=True)
     run = subprocess.run([sys.executable, "-c", FOLD_ACCURACIES], env=env, check=True, capture_output=True, text=True)
     accuracies = json.loads(run.stdout.strip().splitlines()[-1])
@@ -87,5 +83,5 @@ def test_deep_grouped_cv_on_avx2_code_paths_is_within_the_gap(params, pipeline_a
     columns = [c for c in ours.columns if c.startswith("base_")]
     drift = float(np.abs(ours[columns].to_numpy() - theirs[columns].to_numpy()).max())
     CROSS_HOST_LINES.append(f"base patches on AVX2 code paths: largest difference from the artifact's {drift:.2e}")
-    host = f"{host_description()} held to AVX2 code paths ({', '.join(AVX2_ONLY)})"
+    host = f"{host_description()} held to AVX2 code paths ({', '.join(avx2_only)})"
     assert_within_gap(params=params, accuracies=accuracies, host=host)
